@@ -1,0 +1,115 @@
+import { assertKey, assertTransition, assertTtl, type Store, type Transition } from "./types.js";
+
+interface Entry {
+  value: string;
+  expiresAt: number;
+}
+
+/**
+ * A store in this process's memory, for `npm run dev` and unit tests.
+ *
+ * Atomicity holds because every method does all its work synchronously before its promise
+ * settles: no other call can interleave on Node's single thread. It is refused in production,
+ * where each serverless instance would have its own and forget it at the next cold start.
+ */
+export class MemoryStore implements Store {
+  readonly #entries = new Map<string, Entry>();
+  readonly #now: () => number;
+  #opsSinceSweep = 0;
+
+  constructor(options: { now?: () => number; env?: Record<string, string | undefined> } = {}) {
+    const env = options.env ?? process.env;
+    if (env.VERCEL_ENV === "production") {
+      throw new Error(
+        "The in-memory store cannot run in production: set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN.",
+      );
+    }
+    this.#now = options.now ?? Date.now;
+  }
+
+  async put(key: string, value: string, ttlSeconds: number): Promise<void> {
+    assertKey(key);
+    assertTtl(ttlSeconds);
+    this.#set(key, value, ttlSeconds);
+  }
+
+  async putIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    assertKey(key);
+    assertTtl(ttlSeconds);
+    if (this.#read(key) !== null) return false;
+    this.#set(key, value, ttlSeconds);
+    return true;
+  }
+
+  async get(key: string): Promise<string | null> {
+    assertKey(key);
+    return this.#read(key);
+  }
+
+  async delete(...keys: string[]): Promise<void> {
+    for (const key of keys) assertKey(key);
+    for (const key of keys) this.#entries.delete(key);
+  }
+
+  async consume(key: string): Promise<string | null> {
+    assertKey(key);
+    const value = this.#read(key);
+    this.#entries.delete(key);
+    return value;
+  }
+
+  async transition(t: Transition): Promise<boolean> {
+    assertTransition(t);
+    for (const e of t.expect) {
+      if (this.#read(e.key) !== e.value) return false;
+    }
+    for (const key of t.delete ?? []) this.#entries.delete(key);
+    for (const p of t.put ?? []) this.#set(p.key, p.value, p.ttlSeconds);
+    return true;
+  }
+
+  async increment(key: string, ttlSeconds: number): Promise<{ count: number; ttlSeconds: number }> {
+    assertKey(key);
+    assertTtl(ttlSeconds);
+    const now = this.#now();
+    const entry = this.#live(key, now);
+    if (!entry) {
+      this.#set(key, "1", ttlSeconds);
+      return { count: 1, ttlSeconds };
+    }
+    const count = Number.parseInt(entry.value, 10);
+    if (!Number.isSafeInteger(count)) {
+      throw new TypeError("increment: the key holds a value that is not an integer");
+    }
+    entry.value = String(count + 1);
+    return { count: count + 1, ttlSeconds: Math.max(1, Math.ceil((entry.expiresAt - now) / 1000)) };
+  }
+
+  #set(key: string, value: string, ttlSeconds: number): void {
+    this.#entries.set(key, { value, expiresAt: this.#now() + ttlSeconds * 1000 });
+    this.#maybeSweep();
+  }
+
+  #read(key: string): string | null {
+    return this.#live(key, this.#now())?.value ?? null;
+  }
+
+  #live(key: string, now: number): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry && entry.expiresAt <= now) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** Expired keys are dropped when read; this bounds memory for keys nobody reads again. */
+  #maybeSweep(): void {
+    if (++this.#opsSinceSweep < 1000) return;
+    this.#opsSinceSweep = 0;
+    const now = this.#now();
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) this.#entries.delete(key);
+    }
+  }
+}
