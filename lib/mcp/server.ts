@@ -1,0 +1,28 @@
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { registerCurrentTime } from "./tools/current-time.js";
+import { registerGenerateUuid } from "./tools/generate-uuid.js";
+import { registerHashText } from "./tools/hash-text.js";
+
+/**
+ * The MCP server this deployment serves: edit this file to make it yours.
+ *
+ * To add a tool, write `lib/mcp/tools/<name>.ts` exporting a function that calls
+ * `server.registerTool(...)` (zod input schema, annotations), and add it to `tools` below. A fresh
+ * server is built from this definition for every request, so tools must not keep state in memory
+ * between calls: put anything that must last in the store.
+ */
+export const serverInfo = {
+  name: "vercel-mcp-oauth",
+  title: "MCP on Vercel",
+  version: "0.1.0",
+};
+
+export const instructions =
+  "Example tools: current_time (the time in any time zone), generate_uuid (random UUIDs), " +
+  "hash_text (SHA-2 digests).";
+
+export const tools: ReadonlyArray<(server: McpServer) => void> = [
+  registerCurrentTime,
+  registerGenerateUuid,
+  registerHashText,
+];
