@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseSigningKeys, type SigningKey } from "./crypto/keys.js";
 
 /**
  * The deployment's configuration, read from the environment once per cold start.
@@ -17,6 +18,40 @@ export interface Config {
     /** Largest JSON-RPC request body `/mcp` reads, in bytes. */
     maxBodyBytes: number;
   };
+  oauth: OAuthConfig;
+  upstream: UpstreamConfig;
+}
+
+export interface OAuthConfig {
+  /** The public origin (`https://host`, no slash) when fixed by `PUBLIC_URL`; else per request. */
+  publicUrl: string | undefined;
+  /**
+   * Hosts this deployment answers as when `PUBLIC_URL` is unset: Vercel's own names for it plus
+   * `ALLOWED_HOSTS`. Any other `Host` is refused, never reflected into metadata or tokens.
+   */
+  allowedHosts: string[];
+  /** The first key signs; all verify, so a rotated-out key keeps working until its tokens expire. */
+  signingKeys: [SigningKey, ...SigningKey[]];
+  /** The master secret every symmetric key is derived from (lib/crypto/secrets.ts). */
+  secret: Buffer;
+  accessTokenTtl: number;
+  /** Lifetime of a grant and its refresh tokens, from the login; refreshing does not extend it. */
+  refreshTokenTtl: number;
+  /** How long a rotated refresh token may still be presented by a racing request of its client. */
+  refreshGraceSeconds: number;
+  /** Registered clients are forgotten after this long without a login or refresh. */
+  clientTtl: number;
+}
+
+export interface UpstreamConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string | undefined;
+  scopes: string[];
+  /** Timeout of every call to the upstream provider. */
+  timeoutMs: number;
+  /** True when the issuer is the development provider `npm run dev` embeds. */
+  isDevelopmentProvider: boolean;
 }
 
 export type StoreConfig =
@@ -65,6 +100,22 @@ const HINTS: Record<string, string> = {
   MCP_ALLOWED_ORIGINS:
     "a comma-separated list of origins such as https://app.example.com (scheme, host and port, no path)",
   MCP_MAX_BODY_BYTES: "a whole number of bytes, e.g. 1048576",
+  ALLOWED_HOSTS: "a comma-separated list of host names such as mcp.example.com",
+  PUBLIC_URL: "the deployment's public origin, e.g. https://mcp.example.com (no path)",
+  OAUTH_SIGNING_KEYS: "run `npm run keys` and copy the OAUTH_SIGNING_KEYS line it prints",
+  OAUTH_SECRET:
+    "run `npm run keys` and copy the OAUTH_SECRET line it prints (32 random bytes, base64url)",
+  ACCESS_TOKEN_TTL: "a whole number of seconds, e.g. 3600",
+  REFRESH_TOKEN_TTL: "a whole number of seconds, e.g. 2592000 (30 days)",
+  REFRESH_GRACE_SECONDS: "a whole number of seconds, e.g. 10",
+  CLIENT_TTL: "a whole number of seconds, e.g. 7776000 (90 days)",
+  UPSTREAM_ISSUER:
+    "the issuer URL of your identity provider, e.g. https://your-tenant.eu.auth0.com/ (its /.well-known/openid-configuration must exist)",
+  UPSTREAM_CLIENT_ID: "the client id of the application you registered at your identity provider",
+  UPSTREAM_CLIENT_SECRET: "the client secret of that application",
+  UPSTREAM_SCOPES:
+    "space-separated scopes to ask the provider for, e.g. 'openid profile email offline_access'",
+  UPSTREAM_TIMEOUT_MS: "a whole number of milliseconds, e.g. 5000",
 };
 
 const httpUrl = optionalString.pipe(
@@ -112,6 +163,60 @@ const EnvSchema = z.object({
       .transform((v) => (v ?? []).map((o) => o.replace(/\/$/, ""))),
   ),
   MCP_MAX_BODY_BYTES: positiveInt(1024 * 1024),
+  PUBLIC_URL: httpUrl.pipe(
+    z
+      .string()
+      .refine(
+        (v) => new URL(v).pathname === "/" && !new URL(v).search,
+        "must be an origin, without a path",
+      )
+      .transform((v) => new URL(v).origin)
+      .optional(),
+  ),
+  VERCEL_URL: optionalString,
+  VERCEL_BRANCH_URL: optionalString,
+  VERCEL_PROJECT_PRODUCTION_URL: optionalString,
+  ALLOWED_HOSTS: optionalString.pipe(
+    z
+      .string()
+      .transform((v) =>
+        v
+          .split(",")
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, "each entry must be a host name")))
+      .optional(),
+  ),
+  OAUTH_SIGNING_KEYS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    try {
+      return parseSigningKeys(v);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
+  OAUTH_SECRET: optionalString.pipe(
+    z
+      .string()
+      .refine(
+        (v) => /^[A-Za-z0-9_\-+/=]+$/.test(v) && Buffer.from(v, "base64url").length >= 32,
+        "must be at least 32 random bytes, base64url-encoded",
+      )
+      .transform((v) => Buffer.from(v, "base64url"))
+      .optional(),
+  ),
+  ACCESS_TOKEN_TTL: positiveInt(3600),
+  REFRESH_TOKEN_TTL: positiveInt(30 * 24 * 3600),
+  REFRESH_GRACE_SECONDS: positiveInt(10),
+  CLIENT_TTL: positiveInt(90 * 24 * 3600),
+  UPSTREAM_ISSUER: httpUrl,
+  UPSTREAM_CLIENT_ID: optionalString,
+  UPSTREAM_CLIENT_SECRET: optionalString,
+  UPSTREAM_SCOPES: optionalString,
+  UPSTREAM_TIMEOUT_MS: positiveInt(5000),
+  DEV_IDENTITY_PROVIDER: optionalString,
 });
 
 type Env = Record<string, string | undefined>;
@@ -162,12 +267,63 @@ export function loadConfig(env: Env = process.env): Config {
         "Marketplace, or set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)",
     );
   }
+  if (!e.OAUTH_SIGNING_KEYS) {
+    problems.push(`OAUTH_SIGNING_KEYS: is missing (fix: ${HINTS.OAUTH_SIGNING_KEYS})`);
+  }
+  if (!e.OAUTH_SECRET) problems.push(`OAUTH_SECRET: is missing (fix: ${HINTS.OAUTH_SECRET})`);
+  for (const name of ["UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID"] as const) {
+    if (!e[name]) problems.push(`${name}: is missing (fix: ${HINTS[name]})`);
+  }
+  const isDevelopmentProvider = e.DEV_IDENTITY_PROVIDER === "1";
+  if (environment === "production") {
+    if (isDevelopmentProvider) {
+      problems.push(
+        "DEV_IDENTITY_PROVIDER: the development identity provider cannot run in production " +
+          "(fix: set UPSTREAM_ISSUER, UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET for your provider)",
+      );
+    }
+    if (e.UPSTREAM_ISSUER && new URL(e.UPSTREAM_ISSUER).protocol !== "https:") {
+      problems.push("UPSTREAM_ISSUER: must be https in production");
+    }
+  }
+  if (e.REFRESH_GRACE_SECONDS >= e.REFRESH_TOKEN_TTL) {
+    problems.push("REFRESH_GRACE_SECONDS: must be shorter than REFRESH_TOKEN_TTL");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
     environment,
     store,
     mcp: { allowedOrigins: e.MCP_ALLOWED_ORIGINS, maxBodyBytes: e.MCP_MAX_BODY_BYTES },
+    oauth: {
+      publicUrl: e.PUBLIC_URL,
+      allowedHosts: [
+        ...new Set(
+          [
+            e.VERCEL_URL,
+            e.VERCEL_BRANCH_URL,
+            e.VERCEL_PROJECT_PRODUCTION_URL,
+            ...(e.ALLOWED_HOSTS ?? []),
+          ]
+            .filter((h): h is string => Boolean(h))
+            .map((h) => h.toLowerCase()),
+        ),
+      ],
+      signingKeys: e.OAUTH_SIGNING_KEYS as [SigningKey, ...SigningKey[]],
+      secret: e.OAUTH_SECRET as Buffer,
+      accessTokenTtl: e.ACCESS_TOKEN_TTL,
+      refreshTokenTtl: e.REFRESH_TOKEN_TTL,
+      refreshGraceSeconds: e.REFRESH_GRACE_SECONDS,
+      clientTtl: e.CLIENT_TTL,
+    },
+    upstream: {
+      issuer: e.UPSTREAM_ISSUER as string,
+      clientId: e.UPSTREAM_CLIENT_ID as string,
+      clientSecret: e.UPSTREAM_CLIENT_SECRET,
+      scopes: (e.UPSTREAM_SCOPES ?? "openid profile email").split(/\s+/).filter(Boolean),
+      timeoutMs: e.UPSTREAM_TIMEOUT_MS,
+      isDevelopmentProvider,
+    },
   };
 }
 

@@ -1,10 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, defaultKeyPrefix, loadConfig } from "../lib/config.js";
 import { MemoryStore } from "../lib/store/memory.js";
+import { testEnv } from "./fixtures/config.js";
 
-function configError(env: Record<string, string>): ConfigError {
+/** Only the variables under test vary; keys and upstream come from a complete test env. */
+const load = (env: Record<string, string>) => loadConfig(testEnv(env));
+
+function configError(env: Record<string, string>, base = testEnv()): ConfigError {
   try {
-    loadConfig(env);
+    loadConfig({ ...base, ...env });
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return error as ConfigError;
@@ -13,8 +17,8 @@ function configError(env: Record<string, string>): ConfigError {
 }
 
 describe("configuration", () => {
-  it("runs on embedded defaults with an empty environment", () => {
-    const config = loadConfig({});
+  it("runs on defaults once keys and an upstream are set", () => {
+    const config = load({});
     expect(config.environment).toBe("development");
     expect(config.store).toEqual({ kind: "memory", keyPrefix: "mcp:dev:" });
     expect(config.mcp).toEqual({ allowedOrigins: [], maxBodyBytes: 1024 * 1024 });
@@ -22,12 +26,12 @@ describe("configuration", () => {
 
   it("treats empty and blank variables as unset", () => {
     expect(
-      loadConfig({ STORE: "", MCP_MAX_BODY_BYTES: "  ", UPSTASH_REDIS_REST_URL: "" }).store.kind,
+      load({ STORE: "", MCP_MAX_BODY_BYTES: "  ", UPSTASH_REDIS_REST_URL: "" }).store.kind,
     ).toBe("memory");
   });
 
   it("uses Upstash when its variables are set, preferring UPSTASH_* over the Marketplace names", () => {
-    const upstash = loadConfig({
+    const upstash = load({
       UPSTASH_REDIS_REST_URL: "https://eu1-a.upstash.io",
       UPSTASH_REDIS_REST_TOKEN: "tok-1",
       KV_REST_API_URL: "https://other.upstash.io",
@@ -39,7 +43,7 @@ describe("configuration", () => {
       token: "tok-1",
       timeoutMs: 2000,
     });
-    const marketplace = loadConfig({
+    const marketplace = load({
       KV_REST_API_URL: "https://kv.upstash.io",
       KV_REST_API_TOKEN: "tok-kv",
       STORE_TIMEOUT_MS: "500",
@@ -79,7 +83,49 @@ describe("configuration", () => {
     const error = configError({ VERCEL_ENV: "production" });
     expect(error.message).toMatch(/in-memory store is refused in production/);
     expect(error.message).toMatch(/Vercel Marketplace/);
-    expect(() => loadConfig({ VERCEL_ENV: "production", STORE: "memory" })).toThrow(ConfigError);
+    expect(() => load({ VERCEL_ENV: "production", STORE: "memory" })).toThrow(ConfigError);
+  });
+
+  it("names every missing OAuth variable and how to get it", () => {
+    const error = configError({}, {});
+    expect(error.problems.map((p) => p.split(":")[0]).sort()).toEqual([
+      "OAUTH_SECRET",
+      "OAUTH_SIGNING_KEYS",
+      "UPSTREAM_CLIENT_ID",
+      "UPSTREAM_ISSUER",
+    ]);
+    expect(error.message).toMatch(/OAUTH_SIGNING_KEYS: is missing \(fix: run `npm run keys`/);
+  });
+
+  it("rejects malformed keys without echoing them", () => {
+    const leaked = configError({
+      OAUTH_SIGNING_KEYS: '{"kty":"EC","d":"SECRETD"}',
+      OAUTH_SECRET: "short",
+    });
+    expect(leaked.message).toMatch(/OAUTH_SIGNING_KEYS: key 1 has no kid/);
+    expect(leaked.message).toMatch(/OAUTH_SECRET: must be at least 32 random bytes/);
+    expect(leaked.message).not.toContain("SECRETD");
+    const publicOnly = configError({
+      OAUTH_SIGNING_KEYS: JSON.stringify([{ kty: "EC", crv: "P-256", x: "a", y: "b", kid: "k" }]),
+    });
+    expect(publicOnly.message).toMatch(/not a private key/);
+    const rsa = configError({
+      OAUTH_SIGNING_KEYS: JSON.stringify([{ kty: "RSA", n: "a", e: "AQAB", d: "x", kid: "k" }]),
+    });
+    expect(rsa.message).toMatch(/must be an EC P-256 or OKP Ed25519 key/);
+  });
+
+  it("refuses the development identity provider and an http upstream in production", () => {
+    const error = configError({
+      VERCEL_ENV: "production",
+      KV_REST_API_URL: "https://kv.upstash.io",
+      KV_REST_API_TOKEN: "t",
+      DEV_IDENTITY_PROVIDER: "1",
+    });
+    expect(error.message).toMatch(
+      /DEV_IDENTITY_PROVIDER: the development identity provider cannot run in production/,
+    );
+    expect(error.message).toMatch(/UPSTREAM_ISSUER: must be https in production/);
   });
 
   it("refuses to construct a memory store in production even when called directly", () => {
@@ -94,14 +140,14 @@ describe("configuration", () => {
       "mcp:preview:feature-login-flow:",
     );
     expect(defaultKeyPrefix("preview", "///")).toBe("mcp:preview:unknown:");
-    const preview = loadConfig({
+    const preview = load({
       VERCEL_ENV: "preview",
       VERCEL_GIT_COMMIT_REF: "fix/bug-42",
       KV_REST_API_URL: "https://kv.upstash.io",
       KV_REST_API_TOKEN: "t",
     });
     expect(preview.store.keyPrefix).toBe("mcp:preview:fix-bug-42:");
-    expect(loadConfig({ STORE_KEY_PREFIX: "myapp:" }).store.keyPrefix).toBe("myapp:");
+    expect(load({ STORE_KEY_PREFIX: "myapp:" }).store.keyPrefix).toBe("myapp:");
     expect(configError({ STORE_KEY_PREFIX: "has spaces" }).problems[0]).toMatch(
       /^STORE_KEY_PREFIX/,
     );
@@ -109,8 +155,7 @@ describe("configuration", () => {
 
   it("parses allowed origins and rejects entries that are not origins", () => {
     expect(
-      loadConfig({ MCP_ALLOWED_ORIGINS: "https://a.example, http://localhost:6274/" }).mcp
-        .allowedOrigins,
+      load({ MCP_ALLOWED_ORIGINS: "https://a.example, http://localhost:6274/" }).mcp.allowedOrigins,
     ).toEqual(["https://a.example", "http://localhost:6274"]);
     expect(configError({ MCP_ALLOWED_ORIGINS: "https://a.example/path" }).problems[0]).toMatch(
       /^MCP_ALLOWED_ORIGINS: each entry must be an origin/,

@@ -3,11 +3,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError, loadConfig } from "../config.js";
+import { generateSecret, generateSigningJwk } from "../crypto/keys.js";
+import { startDevIdentityProvider } from "./idp.js";
 import { startDevServer } from "./server.js";
 
 /**
- * `npm run dev`: the whole deployment on http://localhost:$PORT with embedded defaults (in-memory
- * store), or with whatever `.env.local` / `.env` configure (variables already set win).
+ * `npm run dev`: the whole deployment on http://localhost:$PORT. With nothing configured it runs
+ * on embedded defaults: an in-memory store, keys generated at start, and a development identity
+ * provider. `.env.local` / `.env` are read first; variables already set in the shell win.
  */
 const projectDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -27,19 +30,18 @@ if (!port.success) {
   process.exit(1);
 }
 
-let storeDescription: string;
-try {
-  const config = loadConfig();
-  storeDescription =
-    config.store.kind === "memory"
-      ? "in-memory (forgotten when the runner stops)"
-      : `Upstash Redis at ${new URL(config.store.url).host}`;
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
+const env = process.env;
+const production = env.VERCEL_ENV === "production";
+const notes: string[] = [];
+if (!production) {
+  if (!env.OAUTH_SIGNING_KEYS) {
+    env.OAUTH_SIGNING_KEYS = JSON.stringify([generateSigningJwk()]);
+    notes.push("OAUTH_SIGNING_KEYS");
   }
-  throw error;
+  if (!env.OAUTH_SECRET) {
+    env.OAUTH_SECRET = generateSecret();
+    notes.push("OAUTH_SECRET");
+  }
 }
 
 const server = await startDevServer({
@@ -56,18 +58,59 @@ const server = await startDevServer({
   throw error;
 });
 
+let idp: Awaited<ReturnType<typeof startDevIdentityProvider>> | undefined;
+if (!production && !env.UPSTREAM_ISSUER) {
+  idp = await startDevIdentityProvider({
+    redirectUris: [
+      `http://localhost:${server.port}/callback`,
+      `http://127.0.0.1:${server.port}/callback`,
+    ],
+    accessTokenTtl: env.DEV_UPSTREAM_ACCESS_TOKEN_TTL
+      ? Number(env.DEV_UPSTREAM_ACCESS_TOKEN_TTL)
+      : undefined,
+  });
+  env.UPSTREAM_ISSUER = idp.issuer;
+  env.UPSTREAM_CLIENT_ID = idp.clientId;
+  env.UPSTREAM_CLIENT_SECRET = idp.clientSecret;
+  env.UPSTREAM_SCOPES ??= "openid profile email offline_access";
+  env.DEV_IDENTITY_PROVIDER = "1";
+}
+
+let storeDescription: string;
+try {
+  const config = loadConfig();
+  storeDescription =
+    config.store.kind === "memory"
+      ? "in-memory (forgotten when the runner stops)"
+      : `Upstash Redis at ${new URL(config.store.url).host}`;
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
+if (notes.length > 0) {
+  console.warn(
+    `\nWARNING: generated ${notes.join(" and ")} for this run only: tokens issued now stop working when the runner restarts. Run \`npm run keys\` and put the output in .env to keep them.`,
+  );
+}
+
 console.log(`
-MCP server running locally (store: ${storeDescription})
+MCP server running locally
+  store          ${storeDescription}
+  identity       ${idp ? `development provider at ${idp.issuer} (any user name signs in)` : env.UPSTREAM_ISSUER}
 
   MCP endpoint   ${server.url}/mcp
   mcp-remote     npx mcp-remote ${server.url}/mcp --transport http-only
-  functions      ${[...server.functions.keys()].join(", ")}
+  metadata       ${server.url}/.well-known/oauth-authorization-server
 
 Press Ctrl+C to stop.
 `);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    void server.close().then(() => process.exit(0));
+    void Promise.all([server.close(), idp?.close()]).then(() => process.exit(0));
   });
 }

@@ -33,6 +33,7 @@ export async function startDevServer(options: {
   const router = createRouter(options.projectDir);
   const log = options.log ?? (() => {});
   const handlers = new Map<string, Promise<Fetch>>();
+  let listeningPort = options.port;
   const load = (file: string) => {
     let handler = handlers.get(file);
     if (!handler) {
@@ -63,9 +64,12 @@ export async function startDevServer(options: {
   async function serve(req: IncomingMessage, res: ServerResponse) {
     const host = req.headers.host ?? "";
     const hostname = host.replace(/:\d+$/, "");
-    if (!LOOPBACK_HOSTNAMES.has(hostname)) {
+    const hostPort = /:(\d+)$/.exec(host)?.[1] ?? "80";
+    if (!LOOPBACK_HOSTNAMES.has(hostname) || hostPort !== String(listeningPort)) {
       res.writeHead(403, { "content-type": "text/plain" });
-      res.end("Host not allowed: the local runner answers only to localhost and 127.0.0.1\n");
+      res.end(
+        `Host not allowed: the local runner answers only to localhost:${listeningPort} and 127.0.0.1:${listeningPort}\n`,
+      );
       return;
     }
     const url = new URL(req.url ?? "/", `http://${host}`);
@@ -97,6 +101,7 @@ export async function startDevServer(options: {
     server.listen(options.port, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  listeningPort = port;
   return {
     url: `http://localhost:${port}`,
     port,

@@ -1,8 +1,10 @@
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
+import { authenticateMcpRequest } from "./auth.js";
 import { instructions, serverInfo, tools } from "./server.js";
 
 /**
@@ -50,7 +52,8 @@ export async function handleMcpRequest(request: Request, config: Config): Promis
     return jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
   }
 
-  const response = await serve(request, config);
+  const auth = await authenticateMcpRequest(request, config);
+  const response = auth.ok ? await serve(request, config, auth.authInfo) : auth.response;
   if (origin !== null) {
     const headers = new Headers(response.headers);
     applyCors(headers, origin, CORS);
@@ -59,7 +62,7 @@ export async function handleMcpRequest(request: Request, config: Config): Promis
   return response;
 }
 
-async function serve(request: Request, config: Config): Promise<Response> {
+async function serve(request: Request, config: Config, authInfo: AuthInfo): Promise<Response> {
   const server = createMcpServer();
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
@@ -70,7 +73,7 @@ async function serve(request: Request, config: Config): Promise<Response> {
     await server.connect(transport);
     // In JSON mode the promise settles once every response is complete, so closing right
     // after cannot cut a response short.
-    return await transport.handleRequest(request);
+    return await transport.handleRequest(request, { authInfo });
   } catch (error) {
     console.error("mcp: unexpected error", error instanceof Error ? error.name : typeof error);
     return jsonRpcError(500, -32603, "Internal error");

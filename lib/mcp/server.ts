@@ -2,6 +2,8 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { registerCurrentTime } from "./tools/current-time.js";
 import { registerGenerateUuid } from "./tools/generate-uuid.js";
 import { registerHashText } from "./tools/hash-text.js";
+import { registerUpstreamUserinfo } from "./tools/upstream-userinfo.js";
+import { registerWhoami } from "./tools/whoami.js";
 
 /**
  * The MCP server this deployment serves: edit this file to make it yours.
@@ -18,10 +20,13 @@ export const serverInfo = {
 };
 
 export const instructions =
-  "Example tools: current_time (the time in any time zone), generate_uuid (random UUIDs), " +
+  "Tools: whoami (the signed-in user), upstream_userinfo (the user's profile at the identity " +
+  "provider), current_time (the time in any time zone), generate_uuid (random UUIDs), " +
   "hash_text (SHA-2 digests).";
 
 export const tools: ReadonlyArray<(server: McpServer) => void> = [
+  registerWhoami,
+  registerUpstreamUserinfo,
   registerCurrentTime,
   registerGenerateUuid,
   registerHashText,

@@ -1,12 +1,17 @@
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TestBrowser } from "../fixtures/browser.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
+import { InMemoryOAuthProvider } from "../fixtures/sdk-oauth-client.js";
 
 /**
  * The acceptance path of a fresh clone: `npm run dev` (here: the same entry point, on a free
- * port), then the MCP SDK's own Streamable HTTP client connects, lists and calls the tools.
+ * port) on embedded defaults (in-memory store, generated keys, the development identity
+ * provider), then the MCP SDK's own client signs in, lists and calls the tools.
  */
+const REDIRECT = "http://localhost:47998/callback";
 describe("npm run dev with the MCP SDK client", () => {
   let runner: Awaited<ReturnType<typeof startRunner>>;
   beforeAll(async () => {
@@ -19,11 +24,28 @@ describe("npm run dev with the MCP SDK client", () => {
     expect(runner.output()).toContain(`npx mcp-remote ${runner.mcpUrl} --transport http-only`);
   });
 
-  it("connects, lists and calls the tools over Streamable HTTP", async () => {
+  it("signs in offline, then lists and calls the tools over Streamable HTTP", async () => {
+    const provider = new InMemoryOAuthProvider(REDIRECT);
+    const first = new StreamableHTTPClientTransport(new URL(runner.mcpUrl), {
+      authProvider: provider,
+    });
+    await expect(new Client({ name: "e2e", version: "1" }).connect(first)).rejects.toBeInstanceOf(
+      UnauthorizedError,
+    );
+    const back = await new TestBrowser().authorize(String(provider.lastAuthorizationUrl), {
+      username: "dev-user",
+      stopAt: REDIRECT,
+    });
+    await first.finishAuth(back.searchParams.get("code") ?? "");
+
     const client = new Client({ name: "e2e", version: "1.0.0" });
-    const transport = new StreamableHTTPClientTransport(new URL(runner.mcpUrl));
+    const transport = new StreamableHTTPClientTransport(new URL(runner.mcpUrl), {
+      authProvider: provider,
+    });
     await client.connect(transport);
     try {
+      const me = await client.callTool({ name: "whoami", arguments: {} });
+      expect((me.structuredContent as { subject: string }).subject).toBe("dev-user");
       expect(client.getServerVersion()?.name).toBe("vercel-mcp-oauth");
       expect(transport.sessionId).toBeUndefined();
 
@@ -32,6 +54,8 @@ describe("npm run dev with the MCP SDK client", () => {
         "current_time",
         "generate_uuid",
         "hash_text",
+        "upstream_userinfo",
+        "whoami",
       ]);
 
       const hashed = await client.callTool({ name: "hash_text", arguments: { text: "abc" } });
@@ -54,6 +78,13 @@ describe("npm run dev with the MCP SDK client", () => {
     }
   });
 
+  it("warns that its generated keys last for this run only", () => {
+    expect(runner.output()).toMatch(
+      /generated OAUTH_SIGNING_KEYS and OAUTH_SECRET for this run only/,
+    );
+    expect(runner.output()).toMatch(/development provider at http:\/\/localhost:\d+/);
+  });
+
   it("logs requests without their query strings", async () => {
     await fetch(`${runner.mcpUrl}?code=SECRET-CODE-VALUE`, { method: "GET" });
     await expect.poll(() => runner.output()).toMatch(/GET \/mcp -> 405/);
@@ -68,9 +99,13 @@ describe("npm run dev with a bad configuration", () => {
     );
   });
 
-  it("refuses the in-memory store in production", async () => {
-    await expect(startRunner({ VERCEL_ENV: "production" })).rejects.toThrow(
+  it("refuses to start in production without Redis, keys and an upstream, naming each", async () => {
+    const start = startRunner({ VERCEL_ENV: "production" });
+    await expect(start).rejects.toThrow(
       /UPSTASH_REDIS_REST_URL: is missing, and the in-memory store is refused in production/,
     );
+    await expect(start).rejects.toThrow(/OAUTH_SIGNING_KEYS: is missing \(fix: run `npm run keys`/);
+    await expect(start).rejects.toThrow(/OAUTH_SECRET: is missing/);
+    await expect(start).rejects.toThrow(/UPSTREAM_ISSUER: is missing/);
   });
 });

@@ -1,0 +1,71 @@
+import { OAuthError } from "../oauth/errors.js";
+
+/** Request bodies of the OAuth endpoints are small; anything larger is an attack or a mistake. */
+export const MAX_FORM_BYTES = 16 * 1024;
+
+async function readText(request: Request, maxBytes: number): Promise<string> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw new OAuthError("invalid_request", "Request body too large", 413);
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new OAuthError("invalid_request", "Request body too large", 413);
+    }
+    chunks.push(value);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new OAuthError("invalid_request", "Request body is not valid UTF-8");
+  }
+}
+
+function mediaType(request: Request): string {
+  return (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+/**
+ * Reads an `application/x-www-form-urlencoded` body (RFC 6749 §3.2) into single values.
+ * A parameter sent twice is an error (RFC 6749 §3.1, §3.2).
+ */
+export async function readForm(request: Request, maxBytes = MAX_FORM_BYTES) {
+  if (mediaType(request) !== "application/x-www-form-urlencoded") {
+    throw new OAuthError(
+      "invalid_request",
+      "Content-Type must be application/x-www-form-urlencoded",
+    );
+  }
+  return singleValued(new URLSearchParams(await readText(request, maxBytes)));
+}
+
+export async function readJson(request: Request, maxBytes = MAX_FORM_BYTES): Promise<unknown> {
+  if (mediaType(request) !== "application/json") {
+    throw new OAuthError("invalid_request", "Content-Type must be application/json");
+  }
+  const text = await readText(request, maxBytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new OAuthError("invalid_request", "Request body is not valid JSON");
+  }
+}
+
+/** The parameters as a record of single values; throws on any repeated parameter. */
+export function singleValued(params: URLSearchParams): Record<string, string> {
+  // No prototype: a parameter named __proto__ is data like any other.
+  const out: Record<string, string> = Object.create(null);
+  for (const [key, value] of params) {
+    if (Object.hasOwn(out, key)) {
+      throw new OAuthError("invalid_request", `Parameter ${key} must not be repeated`);
+    }
+    out[key] = value;
+  }
+  return out;
+}

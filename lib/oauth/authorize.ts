@@ -1,0 +1,359 @@
+import { createHash } from "node:crypto";
+import type { Config } from "../config.js";
+import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
+import { readForm, singleValued } from "../http/body.js";
+import { StoreUnavailableError } from "../store/types.js";
+import { UpstreamError } from "../upstream/types.js";
+import { type ClientRecord, getClient } from "./clients.js";
+import {
+  CSRF_COOKIE,
+  readCookie,
+  rememberConsentCookie,
+  rememberedConsents,
+  serializeCookie,
+  signValue,
+  verifySignedValue,
+} from "./cookies.js";
+import type { OAuthDeps } from "./deps.js";
+import { OAuthError } from "./errors.js";
+import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
+import { consentPage, errorPage } from "./pages.js";
+import { matchesRegisteredRedirectUri, redirectUriProblem } from "./redirect-uri.js";
+import { MCP_SCOPE, OFFLINE_ACCESS, parseScope } from "./scopes.js";
+
+/** A validated authorization request, carried signed through the consent form. */
+export interface AuthorizationRequest {
+  clientId: string;
+  redirectUri: string;
+  redirectUriSent: boolean;
+  state?: string;
+  codeChallenge: string;
+  scope: string[];
+  resource: string;
+  origin: string;
+  /** Epoch seconds after which the consent form is stale. */
+  exp: number;
+}
+
+/** What `/callback` needs to finish a login, under `login:<sha256(state)>`. */
+export interface PendingLogin extends Omit<AuthorizationRequest, "exp"> {
+  upstreamCodeVerifier: string;
+  nonce: string;
+}
+
+export const PENDING_LOGIN_TTL_SECONDS = 600;
+const CONSENT_FORM_TTL_SECONDS = 600;
+export const pendingLoginKey = (state: string) => `login:${sha256(state)}`;
+
+const SCOPE_DESCRIPTIONS: Record<string, string> = {
+  [MCP_SCOPE]: "Use the tools of this MCP server as you",
+  [OFFLINE_ACCESS]: "Stay connected without asking you to sign in again",
+};
+
+/** RFC 7636 §4.2: an S256 challenge is the base64url SHA-256 of the verifier, 43 characters. */
+const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
+
+type Validation =
+  | { kind: "page"; status: number; title: string; message: string }
+  | { kind: "redirect"; redirectUri: string; state?: string; error: string; description: string }
+  | { kind: "ok"; request: AuthorizationRequest; client: ClientRecord };
+
+/**
+ * `/authorize` (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1). GET validates the request and shows the
+ * consent page; POST is the consent form's answer.
+ */
+export async function handleAuthorize(
+  request: Request,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  const urls = resolvePublicUrls(request, config);
+  if (!urls) return misdirected();
+  try {
+    if (request.method === "GET" || request.method === "HEAD") {
+      return await authorizeGet(request, urls, deps);
+    }
+    if (request.method === "POST") return await consentPost(request, urls, deps);
+    return errorPage(405, "Method not allowed", "Use GET to start an authorization.");
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) {
+      return errorPage(
+        503,
+        "Temporarily unavailable",
+        "The server cannot reach its storage; try again shortly.",
+      );
+    }
+    if (error instanceof OAuthError) {
+      return errorPage(error.status, "Invalid request", error.description);
+    }
+    throw error;
+  }
+}
+
+async function authorizeGet(
+  request: Request,
+  urls: PublicUrls,
+  deps: OAuthDeps,
+): Promise<Response> {
+  let params: Record<string, string>;
+  try {
+    params = singleValued(new URL(request.url).searchParams);
+  } catch (error) {
+    const description = error instanceof OAuthError ? error.description : "Malformed request";
+    return errorPage(400, "Invalid authorization request", description);
+  }
+  const validation = await validateAuthorizationRequest(params, urls, deps);
+  if (validation.kind === "page") {
+    return errorPage(validation.status, validation.title, validation.message);
+  }
+  if (validation.kind === "redirect") {
+    return redirectToClient(validation.redirectUri, urls, {
+      error: validation.error,
+      error_description: validation.description,
+      state: validation.state,
+    });
+  }
+  const { request: authRequest, client } = validation;
+  const remembered = rememberedConsents(request, urls.origin, deps.secrets);
+  if (params.prompt !== "consent" && remembered[client.client_id]) {
+    return startUpstreamLogin(authRequest, urls, deps, []);
+  }
+
+  // CSRF (double submit): a random nonce in an HttpOnly cookie, and in the form a MAC over the
+  // nonce and this exact request. A page on another site can neither read the cookie nor forge
+  // the MAC, so it cannot submit an approval in the user's name.
+  const existing = readCookie(request, urls.origin, CSRF_COOKIE);
+  const nonce = existing && /^[A-Za-z0-9_-]{22,64}$/.test(existing) ? existing : randomToken(24);
+  const signedRequest = signValue(
+    deps.secrets,
+    { ...authRequest, exp: Math.floor(Date.now() / 1000) + CONSENT_FORM_TTL_SECONDS },
+    "authorization-request",
+  );
+  const cookies =
+    nonce === existing
+      ? []
+      : [serializeCookie(urls.origin, CSRF_COOKIE, nonce, CONSENT_FORM_TTL_SECONDS)];
+  return consentPage(
+    {
+      clientName: client.client_name,
+      clientId: client.client_id,
+      clientHost: client.client_uri ? new URL(client.client_uri).host : undefined,
+      redirectUri: authRequest.redirectUri,
+      serverHost: new URL(urls.origin).host,
+      scopes: authRequest.scope.map((name) => ({
+        name,
+        description: SCOPE_DESCRIPTIONS[name] ?? name,
+      })),
+      signedRequest,
+      csrfToken: csrfToken(deps, nonce, signedRequest),
+    },
+    cookies,
+  );
+}
+
+function csrfToken(deps: OAuthDeps, nonce: string, signedRequest: string): string {
+  const digest = createHash("sha256").update(signedRequest).digest("base64url");
+  return deps.secrets.sign(`${nonce}.${digest}`, "csrf");
+}
+
+/**
+ * Validates in the order RFC 6749 §4.1.2.1 demands: until the client and its redirect URI are
+ * established, errors are shown to the user (never redirected: that would be an open
+ * redirector); after, they go back to the client with `state` and `iss`.
+ */
+export async function validateAuthorizationRequest(
+  params: Record<string, string>,
+  urls: PublicUrls,
+  deps: Pick<OAuthDeps, "store">,
+): Promise<Validation> {
+  const page = (title: string, message: string, status = 400): Validation => ({
+    kind: "page",
+    status,
+    title,
+    message,
+  });
+  const clientId = params.client_id;
+  if (!clientId) return page("Invalid authorization request", "The request has no client_id.");
+  const client = await getClient(deps.store, clientId);
+  if (!client) {
+    return page(
+      "Unknown application",
+      "This application is not registered with this server (or its registration expired). Reconnect it so it can register again.",
+    );
+  }
+  let redirectUri = params.redirect_uri;
+  const redirectUriSent = redirectUri !== undefined;
+  if (redirectUri === undefined) {
+    if (client.redirect_uris.length !== 1) {
+      return page("Invalid authorization request", "The request has no redirect_uri.");
+    }
+    redirectUri = client.redirect_uris[0] as string;
+  } else {
+    const problem = redirectUriProblem(redirectUri);
+    if (problem) return page("Invalid redirect URI", `The redirect URI ${problem}.`);
+    if (!matchesRegisteredRedirectUri(client.redirect_uris, redirectUri)) {
+      return page(
+        "Invalid redirect URI",
+        "The redirect URI is not one this application registered, so you are not sent there.",
+      );
+    }
+  }
+
+  const state = params.state;
+  const fail = (error: string, description: string): Validation => ({
+    kind: "redirect",
+    redirectUri,
+    state: state !== undefined && state.length <= 2048 ? state : undefined,
+    error,
+    description,
+  });
+  if (state !== undefined && state.length > 2048)
+    return fail("invalid_request", "state is too long");
+  if (params.response_type === undefined)
+    return fail("invalid_request", "response_type is required");
+  if (params.response_type !== "code") {
+    return fail("unsupported_response_type", "Only response_type=code is supported");
+  }
+  if (params.request !== undefined || params.request_uri !== undefined) {
+    return fail("request_not_supported", "Request objects are not supported");
+  }
+  if (!params.code_challenge) {
+    return fail("invalid_request", "code_challenge is required (PKCE with S256)");
+  }
+  if (params.code_challenge_method !== "S256") {
+    return fail("invalid_request", "code_challenge_method must be S256");
+  }
+  if (!S256_CHALLENGE.test(params.code_challenge)) {
+    return fail("invalid_request", "code_challenge is not a valid S256 challenge");
+  }
+  const scope = parseScope(params.scope);
+  if (!scope.ok) return fail("invalid_scope", scope.reason);
+  const resource = params.resource ?? urls.resource;
+  if (!urls.resourceAliases.includes(resource)) {
+    return fail("invalid_target", "This server issues tokens only for its own /mcp resource");
+  }
+  if (params.prompt === "none") {
+    return fail("interaction_required", "Signing in here always needs the user");
+  }
+  return {
+    kind: "ok",
+    client,
+    request: {
+      clientId: client.client_id,
+      redirectUri,
+      redirectUriSent,
+      state,
+      codeChallenge: params.code_challenge,
+      scope: scope.scopes,
+      resource,
+      origin: urls.origin,
+      exp: 0,
+    },
+  };
+}
+
+async function consentPost(request: Request, urls: PublicUrls, deps: OAuthDeps) {
+  const form = await readForm(request);
+  const signed = form.consent_request;
+  const authRequest = verifySignedValue<AuthorizationRequest>(
+    deps.secrets,
+    signed,
+    "authorization-request",
+  );
+  if (!signed || !authRequest || authRequest.origin !== urls.origin) {
+    return errorPage(
+      400,
+      "Invalid consent",
+      "The consent form was altered or is not from this server.",
+    );
+  }
+  if (authRequest.exp < Math.floor(Date.now() / 1000)) {
+    return errorPage(400, "Consent expired", "The consent page was open too long.");
+  }
+  const nonce = readCookie(request, urls.origin, CSRF_COOKIE);
+  const token = form.csrf_token ?? "";
+  if (!nonce || !safeEqual(csrfToken(deps, nonce, signed), token)) {
+    return errorPage(
+      403,
+      "Consent not verified",
+      "The consent could not be verified as coming from this browser (CSRF check failed).",
+    );
+  }
+  // The client may have been deleted, or its redirect URIs changed, since the page was shown.
+  const client = await getClient(deps.store, authRequest.clientId);
+  if (!client || !matchesRegisteredRedirectUri(client.redirect_uris, authRequest.redirectUri)) {
+    return errorPage(400, "Unknown application", "This application is no longer registered.");
+  }
+  if (form.decision !== "approve") {
+    return redirectToClient(authRequest.redirectUri, urls, {
+      error: "access_denied",
+      error_description: "The user denied the request",
+      state: authRequest.state,
+    });
+  }
+  const cookies =
+    form.remember === "yes"
+      ? [rememberConsentCookie(request, urls.origin, deps.secrets, client.client_id)]
+      : [];
+  return startUpstreamLogin(authRequest, urls, deps, cookies);
+}
+
+/**
+ * After consent (never before: the confused-deputy rule), store the pending login and send the
+ * browser upstream with our own client id, our own PKCE and a fresh random `state`.
+ */
+async function startUpstreamLogin(
+  authRequest: AuthorizationRequest,
+  urls: PublicUrls,
+  deps: OAuthDeps,
+  cookies: string[],
+): Promise<Response> {
+  const state = randomToken(32);
+  const upstreamCodeVerifier = randomToken(32);
+  const nonce = randomToken(16);
+  const { exp: _, ...rest } = authRequest;
+  const pending: PendingLogin = { ...rest, upstreamCodeVerifier, nonce };
+  let location: string;
+  try {
+    location = await deps.upstream.authorizationUrl({
+      redirectUri: urls.callback,
+      state,
+      codeChallenge: createHash("sha256").update(upstreamCodeVerifier).digest("base64url"),
+      nonce,
+    });
+    await deps.store.put(
+      pendingLoginKey(state),
+      JSON.stringify(pending),
+      PENDING_LOGIN_TTL_SECONDS,
+    );
+  } catch (error) {
+    if (error instanceof UpstreamError || error instanceof StoreUnavailableError) {
+      return redirectToClient(authRequest.redirectUri, urls, {
+        error: "temporarily_unavailable",
+        error_description: "The identity provider cannot be reached right now; try again shortly",
+        state: authRequest.state,
+      });
+    }
+    throw error;
+  }
+  const headers = new Headers({ Location: location, "Cache-Control": "no-store" });
+  for (const cookie of cookies) headers.append("Set-Cookie", cookie);
+  return new Response(null, { status: 303, headers });
+}
+
+/** An authorization response (RFC 6749 §4.1.2) with `iss` (RFC 9207), errors included. */
+export function redirectToClient(
+  redirectUri: string,
+  urls: PublicUrls,
+  params: Record<string, string | undefined>,
+): Response {
+  const url = new URL(redirectUri);
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined) url.searchParams.set(key, value);
+  }
+  url.searchParams.set("iss", urls.issuer);
+  return new Response(null, {
+    status: 302,
+    headers: { Location: url.href, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" },
+  });
+}

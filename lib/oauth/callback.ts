@@ -1,0 +1,116 @@
+import type { Config } from "../config.js";
+import { singleValued } from "../http/body.js";
+import { StoreUnavailableError } from "../store/types.js";
+import { UpstreamError } from "../upstream/types.js";
+import { type PendingLogin, pendingLoginKey, redirectToClient } from "./authorize.js";
+import type { OAuthDeps } from "./deps.js";
+import type { OAuthError } from "./errors.js";
+import { createGrantWithCode } from "./grants.js";
+import { misdirected, resolvePublicUrls } from "./origin.js";
+import { errorPage } from "./pages.js";
+
+/** Upstream errors that mean "the user did not (or could not) sign in", not a fault of ours. */
+const USER_ERRORS = new Set([
+  "access_denied",
+  "login_required",
+  "consent_required",
+  "interaction_required",
+  "account_selection_required",
+]);
+
+/**
+ * `/callback`: where the identity provider sends the browser back. The pending login is consumed
+ * exactly once (its `state` is single use), the upstream code is redeemed with our PKCE
+ * verifier, the user is identified from the verified id_token, and the MCP client receives OUR
+ * authorization code, never anything of the provider's.
+ */
+export async function handleCallback(
+  request: Request,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  const urls = resolvePublicUrls(request, config);
+  if (!urls) return misdirected();
+  if (request.method !== "GET") {
+    return errorPage(405, "Method not allowed", "The sign-in callback only takes GET.");
+  }
+  let params: Record<string, string>;
+  try {
+    params = singleValued(new URL(request.url).searchParams);
+  } catch (error) {
+    return errorPage(400, "Invalid sign-in response", (error as OAuthError).description);
+  }
+  if (!params.state) {
+    return errorPage(
+      400,
+      "Invalid sign-in response",
+      "The identity provider's answer has no state.",
+    );
+  }
+
+  let raw: string | null;
+  try {
+    raw = await deps.store.consume(pendingLoginKey(params.state));
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) {
+      return errorPage(503, "Temporarily unavailable", "Try signing in again shortly.");
+    }
+    throw error;
+  }
+  if (!raw) {
+    return errorPage(
+      400,
+      "Sign-in expired or already used",
+      "This sign-in link is unknown, expired or was already used. Start again from your application.",
+    );
+  }
+  const pending = JSON.parse(raw) as PendingLogin;
+  if (pending.origin !== urls.origin) {
+    return errorPage(400, "Invalid sign-in response", "The sign-in started on another address.");
+  }
+  const back = (error: string, description: string) =>
+    redirectToClient(pending.redirectUri, urls, {
+      error,
+      error_description: description,
+      state: pending.state,
+    });
+
+  if (params.error !== undefined) {
+    return USER_ERRORS.has(params.error)
+      ? back("access_denied", "The sign-in at the identity provider was not completed")
+      : back("server_error", "The identity provider refused the sign-in");
+  }
+  if (!params.code) return back("server_error", "The identity provider returned no code");
+
+  try {
+    const { identity, tokens } = await deps.upstream.exchangeCode({
+      code: params.code,
+      redirectUri: urls.callback,
+      codeVerifier: pending.upstreamCodeVerifier,
+      nonce: pending.nonce,
+      iss: params.iss,
+    });
+    const code = await createGrantWithCode(deps.store, config, {
+      identity,
+      upstreamTokens: tokens,
+      clientId: pending.clientId,
+      scope: pending.scope,
+      resource: pending.resource,
+      redirectUri: pending.redirectUri,
+      redirectUriSent: pending.redirectUriSent,
+      codeChallenge: pending.codeChallenge,
+    });
+    return redirectToClient(pending.redirectUri, urls, { code, state: pending.state });
+  } catch (error) {
+    if (error instanceof UpstreamError) {
+      console.warn(`callback: upstream ${error.kind}: ${error.message}`);
+      return error.kind === "unavailable"
+        ? back("temporarily_unavailable", "The identity provider cannot be reached; try again")
+        : back("server_error", "The sign-in at the identity provider could not be verified");
+    }
+    if (error instanceof StoreUnavailableError) {
+      return back("temporarily_unavailable", "The server cannot store the sign-in; try again");
+    }
+    throw error;
+  }
+}

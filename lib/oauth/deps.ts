@@ -1,0 +1,24 @@
+import type { Config } from "../config.js";
+import { createSecrets, type Secrets } from "../crypto/secrets.js";
+import { getStore } from "../store/index.js";
+import type { Store } from "../store/types.js";
+import { createUpstream } from "../upstream/index.js";
+import type { Upstream } from "../upstream/types.js";
+
+/** What the OAuth endpoints depend on; tests pass their own, functions use the instance's. */
+export interface OAuthDeps {
+  store: Store;
+  upstream: Upstream;
+  secrets: Secrets;
+}
+
+let instance: OAuthDeps | undefined;
+
+export function oauthDeps(config: Config): OAuthDeps {
+  instance ??= {
+    store: getStore(),
+    upstream: createUpstream(config.upstream),
+    secrets: createSecrets(config.oauth.secret),
+  };
+  return instance;
+}

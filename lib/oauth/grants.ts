@@ -1,0 +1,294 @@
+import type { Config } from "../config.js";
+import { randomToken, sha256 } from "../crypto/random.js";
+import { createSecrets, decryptWithKey, encryptWithKey, keyFromToken } from "../crypto/secrets.js";
+import type { Store } from "../store/types.js";
+import type { UpstreamIdentity, UpstreamTokens } from "../upstream/types.js";
+
+/**
+ * A grant: one user's authorization of one client, created at login, ended by revocation, by
+ * refresh-token reuse, or by its TTL. Everything issued for the login hangs off it.
+ *
+ * Keys (docs/storage.md): `grant:<id>` (this record), `refresh:<sha256(token)>` (-> grant id),
+ * `code:<sha256(code)>`, `code-used:<sha256(code)>`.
+ */
+export interface GrantRecord {
+  id: string;
+  sub: string;
+  name?: string;
+  email?: string;
+  clientId: string;
+  scope: string[];
+  resource: string;
+  createdAt: number;
+  /** Epoch seconds; refresh tokens never outlive it. */
+  expiresAt: number;
+  /** Upstream tokens, AES-GCM-encrypted with `grant:<id>` as associated data. */
+  upstream: string;
+  refresh?: {
+    /** Hash of the one refresh token that is valid now. */
+    current: string;
+    /** Hash of the token `current` replaced, honoured within the grace window only. */
+    previous?: string;
+    rotatedAt?: number;
+    /** The response given for `previous`, encrypted with a key derived from that token. */
+    successor?: string;
+  };
+}
+
+/** What an authorization code stands for, under `code:<sha256(code)>` for about a minute. */
+export interface CodeRecord {
+  grantId: string;
+  clientId: string;
+  redirectUri: string;
+  /** RFC 6749 §4.1.3: redirect_uri is required at /token iff it was sent to /authorize. */
+  redirectUriSent: boolean;
+  codeChallenge: string;
+  resource: string;
+  scope: string[];
+}
+
+export const CODE_TTL_SECONDS = 60;
+/** A redeemed code is remembered this long, so a replay can be recognised and punished. */
+export const USED_CODE_TTL_SECONDS = 600;
+
+export const grantKey = (id: string) => `grant:${id}`;
+export const refreshKey = (tokenHash: string) => `refresh:${tokenHash}`;
+export const codeKey = (codeHash: string) => `code:${codeHash}`;
+export const usedCodeKey = (codeHash: string) => `code-used:${codeHash}`;
+
+const remaining = (expiresAt: number) => Math.max(1, expiresAt - Math.floor(Date.now() / 1000));
+
+export function encryptUpstreamTokens(config: Config, grantId: string, tokens: UpstreamTokens) {
+  return createSecrets(config.oauth.secret).encrypt(JSON.stringify(tokens), grantKey(grantId));
+}
+
+export function decryptUpstreamTokens(config: Config, grant: GrantRecord): UpstreamTokens | null {
+  const plain = createSecrets(config.oauth.secret).decrypt(grant.upstream, grantKey(grant.id));
+  return plain ? (JSON.parse(plain) as UpstreamTokens) : null;
+}
+
+/**
+ * Creates the grant and the authorization code for it in one atomic write, so a code never
+ * points at a grant that was not stored. Returns the code (shown once; stored as a hash).
+ */
+export async function createGrantWithCode(
+  store: Store,
+  config: Config,
+  input: {
+    identity: UpstreamIdentity;
+    upstreamTokens: UpstreamTokens;
+    clientId: string;
+    scope: string[];
+    resource: string;
+    redirectUri: string;
+    redirectUriSent: boolean;
+    codeChallenge: string;
+  },
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const id = randomToken(16);
+  const grant: GrantRecord = {
+    id,
+    sub: input.identity.subject,
+    clientId: input.clientId,
+    scope: input.scope,
+    resource: input.resource,
+    createdAt: now,
+    expiresAt: now + config.oauth.refreshTokenTtl,
+    upstream: encryptUpstreamTokens(config, id, input.upstreamTokens),
+  };
+  if (input.identity.name) grant.name = input.identity.name;
+  if (input.identity.email) grant.email = input.identity.email;
+  const code = randomToken(32);
+  const record: CodeRecord = {
+    grantId: id,
+    clientId: input.clientId,
+    redirectUri: input.redirectUri,
+    redirectUriSent: input.redirectUriSent,
+    codeChallenge: input.codeChallenge,
+    resource: input.resource,
+    scope: input.scope,
+  };
+  await store.transition({
+    expect: [],
+    put: [
+      { key: grantKey(id), value: JSON.stringify(grant), ttlSeconds: config.oauth.refreshTokenTtl },
+      { key: codeKey(sha256(code)), value: JSON.stringify(record), ttlSeconds: CODE_TTL_SECONDS },
+    ],
+  });
+  return code;
+}
+
+export async function readGrant(
+  store: Store,
+  grantId: string,
+): Promise<{ grant: GrantRecord; raw: string } | null> {
+  const raw = await store.get(grantKey(grantId));
+  return raw ? { grant: JSON.parse(raw) as GrantRecord, raw } : null;
+}
+
+/**
+ * Redeems a code exactly once, and in the same atomic step attaches the grant's first refresh
+ * token (when `withRefreshToken`). Doing both at once means the one winner of a race always
+ * gets its tokens, even if a losing duplicate revokes the grant a moment later.
+ *
+ * `replayed`: the code was already used (RFC 6749 §4.1.2: revoke what it produced);
+ * `unknown`: it never existed or expired.
+ */
+export async function redeemCode(
+  store: Store,
+  code: string,
+  withRefreshToken: boolean,
+): Promise<
+  | { outcome: "redeemed"; record: CodeRecord; grant: GrantRecord; refreshToken?: string }
+  | { outcome: "replayed"; grantId: string }
+  | { outcome: "unknown" }
+> {
+  const hash = sha256(code);
+  const raw = await store.get(codeKey(hash));
+  if (raw) {
+    const record = JSON.parse(raw) as CodeRecord;
+    const found = await readGrant(store, record.grantId);
+    if (!found) return { outcome: "replayed", grantId: record.grantId };
+    const grant: GrantRecord = { ...found.grant };
+    const ttl = remaining(grant.expiresAt);
+    const put = [
+      { key: usedCodeKey(hash), value: record.grantId, ttlSeconds: USED_CODE_TTL_SECONDS },
+    ];
+    let refreshToken: string | undefined;
+    if (withRefreshToken) {
+      refreshToken = `rt_${randomToken(32)}`;
+      grant.refresh = { current: sha256(refreshToken) };
+      put.push(
+        { key: grantKey(grant.id), value: JSON.stringify(grant), ttlSeconds: ttl },
+        { key: refreshKey(grant.refresh.current), value: grant.id, ttlSeconds: ttl },
+      );
+    }
+    const won = await store.transition({
+      expect: [
+        { key: codeKey(hash), value: raw },
+        { key: grantKey(grant.id), value: found.raw },
+      ],
+      delete: [codeKey(hash)],
+      put,
+    });
+    if (won) return { outcome: "redeemed", record, grant, refreshToken };
+  }
+  const grantId = await store.get(usedCodeKey(hash));
+  return grantId ? { outcome: "replayed", grantId } : { outcome: "unknown" };
+}
+
+/** Ends a grant: its record and the refresh tokens that can still find it. */
+export async function revokeGrant(store: Store, grant: GrantRecord): Promise<void> {
+  const keys = [grantKey(grant.id)];
+  if (grant.refresh?.current) keys.push(refreshKey(grant.refresh.current));
+  if (grant.refresh?.previous) keys.push(refreshKey(grant.refresh.previous));
+  await store.delete(...keys);
+}
+
+export async function revokeGrantById(store: Store, grantId: string): Promise<GrantRecord | null> {
+  const found = await readGrant(store, grantId);
+  if (found) await revokeGrant(store, found.grant);
+  else await store.delete(grantKey(grantId));
+  return found?.grant ?? null;
+}
+
+/** The token response we hand out; cached encrypted for racing duplicates of a refresh. */
+export interface IssuedTokens {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  scope: string;
+  refresh_token?: string;
+}
+
+export type RotationResult =
+  | {
+      outcome: "rotated";
+      grant: GrantRecord;
+      refreshToken: string;
+      commit: (t: IssuedTokens) => Promise<boolean>;
+    }
+  | { outcome: "replayed-in-grace"; tokens: IssuedTokens }
+  | { outcome: "reuse-detected"; grant: GrantRecord }
+  | { outcome: "invalid" };
+
+/**
+ * Refresh-token rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+ *
+ * - The current token rotates: a new one becomes current, the old one becomes `previous`, and
+ *   the response for it is kept encrypted under a key only the old token's holder can derive.
+ * - The previous token, presented by the same client within the grace window, gets that same
+ *   response: racing duplicates (two tabs, a retry after a lost response) must not log the user
+ *   out, and nothing new is minted for them.
+ * - Any other presentation of a token the grant has seen is theft: the grant is revoked.
+ *
+ * `commit` stores the new state once the caller has minted the access token, with a
+ * compare-and-swap on the grant: if another request rotated first, it returns false and the
+ * caller retries, which then lands in the grace branch.
+ */
+export async function rotateRefreshToken(
+  store: Store,
+  config: Config,
+  refreshToken: string,
+  clientId: string,
+): Promise<RotationResult> {
+  const hash = sha256(refreshToken);
+  const grantId = await store.get(refreshKey(hash));
+  if (!grantId) return { outcome: "invalid" };
+  const found = await readGrant(store, grantId);
+  if (!found) return { outcome: "invalid" };
+  const { grant, raw } = found;
+  const now = Math.floor(Date.now() / 1000);
+  if (grant.expiresAt <= now) return { outcome: "invalid" };
+
+  if (grant.refresh?.current === hash) {
+    if (grant.clientId !== clientId) return { outcome: "invalid" };
+    const next = `rt_${randomToken(32)}`;
+    const nextHash = sha256(next);
+    const ttl = remaining(grant.expiresAt);
+    return {
+      outcome: "rotated",
+      grant,
+      refreshToken: next,
+      commit: async (tokens) => {
+        const updated: GrantRecord = {
+          ...grant,
+          refresh: {
+            current: nextHash,
+            previous: hash,
+            rotatedAt: now,
+            successor: encryptWithKey(
+              keyFromToken(refreshToken, "refresh-successor"),
+              JSON.stringify(tokens),
+              grantKey(grant.id),
+            ),
+          },
+        };
+        // Older tokens keep their `refresh:` entry until the grant ends, so presenting one
+        // again is still recognised as reuse; only the grant stops listing them.
+        return store.transition({
+          expect: [{ key: grantKey(grant.id), value: raw }],
+          put: [
+            { key: grantKey(grant.id), value: JSON.stringify(updated), ttlSeconds: ttl },
+            { key: refreshKey(nextHash), value: grant.id, ttlSeconds: ttl },
+          ],
+        });
+      },
+    };
+  }
+
+  if (grant.refresh?.previous === hash && grant.clientId === clientId && grant.refresh.successor) {
+    const withinGrace = now - (grant.refresh.rotatedAt ?? 0) <= config.oauth.refreshGraceSeconds;
+    if (withinGrace) {
+      const plain = decryptWithKey(
+        keyFromToken(refreshToken, "refresh-successor"),
+        grant.refresh.successor,
+        grantKey(grant.id),
+      );
+      if (plain) return { outcome: "replayed-in-grace", tokens: JSON.parse(plain) as IssuedTokens };
+    }
+  }
+  // A token this grant issued, presented again after it was rotated away: RFC 9700 §4.14.2.
+  return { outcome: "reuse-detected", grant };
+}

@@ -1,0 +1,153 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The HTML pages we serve (consent, errors): plain forms that work without JavaScript, no
+ * external assets. The only inline code is this stylesheet, allowed by its hash in the CSP.
+ */
+const STYLE = `
+:root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--bg:#f6f8fa;--card:#fff;--line:#d0d7de;--accent:#0969da;--warn-bg:#fff8c5;--warn-line:#d4a72c}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--card:#161b22;--line:#30363d;--accent:#4493f8;--warn-bg:#2e2a1a;--warn-line:#9e6a03}}
+*{box-sizing:border-box}
+body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;padding:24px;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+main{width:100%;max-width:440px;background:var(--card);border:1px solid var(--line);border-radius:12px;padding:32px}
+h1{font-size:1.35rem;line-height:1.3;margin:0 0 8px}
+p{margin:0 0 16px}
+.muted{color:var(--muted);font-size:.9rem}
+dl{margin:0 0 20px;border-top:1px solid var(--line)}
+dt{margin-top:12px;font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+dd{margin:2px 0 12px;word-break:break-all}
+ul{margin:4px 0 0;padding-left:20px}
+.warn{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:10px 12px;font-size:.9rem;margin-bottom:16px}
+.actions{display:flex;gap:12px;margin-top:20px}
+button{flex:1;font:inherit;font-weight:600;padding:10px 16px;border-radius:8px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
+button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
+button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+label{display:flex;gap:8px;align-items:center;font-size:.9rem}
+input[type=text],input:not([type]){width:100%;font:inherit;padding:8px 10px;border:1px solid var(--line);border-radius:8px;background:var(--card);color:var(--fg)}
+code{font-size:.9em}
+`;
+
+const STYLE_HASH = createHash("sha256").update(STYLE).digest("base64");
+
+/**
+ * `frame-ancestors 'none'` and X-Frame-Options stop clickjacking of the consent button
+ * (MCP security best practices, confused deputy); no form-action, because browsers apply it to
+ * the redirect that follows the form, which goes to the identity provider or the client.
+ */
+export const PAGE_HEADERS = {
+  "Content-Type": "text/html; charset=utf-8",
+  "Content-Security-Policy": `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; frame-ancestors 'none'; base-uri 'none'`,
+  "X-Frame-Options": "DENY",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-store",
+} as const;
+
+export function escapeHtml(value: string): string {
+  return value.replace(
+    /[&<>"'`]/g,
+    (c) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;" })[c] ??
+      c,
+  );
+}
+
+export function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>`;
+}
+
+export function htmlResponse(
+  html: string,
+  status = 200,
+  extra: Record<string, string | string[]> = {},
+): Response {
+  const headers = new Headers(PAGE_HEADERS);
+  for (const [name, value] of Object.entries(extra)) {
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return new Response(html, { status, headers });
+}
+
+/** An error we cannot send back to the client (its identity or redirect URI is not trusted). */
+export function errorPage(status: number, title: string, message: string): Response {
+  return htmlResponse(
+    layout(
+      title,
+      `<h1>${escapeHtml(title)}</h1>
+<p>${escapeHtml(message)}</p>
+<p class="muted">You can close this window and start again from the application you were using.</p>`,
+    ),
+    status,
+  );
+}
+
+export interface ConsentView {
+  clientName: string | undefined;
+  clientId: string;
+  clientHost: string | undefined;
+  redirectUri: string;
+  serverHost: string;
+  scopes: Array<{ name: string; description: string }>;
+  signedRequest: string;
+  csrfToken: string;
+}
+
+/** REQUIREMENTS §6: name the client, its redirect host and the scopes, before anything else. */
+export function consentPage(view: ConsentView, setCookies: string[]): Response {
+  const redirect = describeRedirect(view.redirectUri);
+  const name = view.clientName ?? "An unnamed application";
+  const warnings: string[] = [];
+  if (!view.clientName) {
+    warnings.push("This application did not give a name. Only continue if you just started it.");
+  }
+  if (redirect.localOnly) {
+    warnings.push(
+      `After you approve, you will be sent to <strong>${escapeHtml(redirect.host)}</strong>, a program on this computer. Continue only if you started it yourself.`,
+    );
+  }
+  const body = `<h1>${escapeHtml(name)} wants to use the MCP server at ${escapeHtml(view.serverHost)}</h1>
+${warnings.map((w) => `<div class="warn" role="note">${w}</div>`).join("\n")}
+<dl>
+<dt>Application</dt>
+<dd>${escapeHtml(name)}${view.clientHost ? ` <span class="muted">(${escapeHtml(view.clientHost)})</span>` : ""}<br><span class="muted">Client ID <code>${escapeHtml(view.clientId)}</code></span></dd>
+<dt>After approval, you go to</dt>
+<dd>${escapeHtml(redirect.host)}</dd>
+<dt>It will be able to</dt>
+<dd><ul>${view.scopes.map((s) => `<li>${escapeHtml(s.description)} <span class="muted">(${escapeHtml(s.name)})</span></li>`).join("")}</ul></dd>
+</dl>
+<form method="post" action="/authorize">
+<input type="hidden" name="consent_request" value="${escapeHtml(view.signedRequest)}">
+<input type="hidden" name="csrf_token" value="${escapeHtml(view.csrfToken)}">
+<label><input type="checkbox" name="remember" value="yes"> Don't ask again for this application</label>
+<div class="actions">
+<button type="submit" name="decision" value="deny">Deny</button>
+<button type="submit" name="decision" value="approve" class="primary">Approve</button>
+</div>
+</form>
+<p class="muted">You will then sign in with your identity provider. ${escapeHtml(name)} never sees your password or your provider's tokens.</p>`;
+  return htmlResponse(layout(`Authorize ${name}`, body), 200, { "Set-Cookie": setCookies });
+}
+
+function describeRedirect(uri: string): { host: string; localOnly: boolean } {
+  const url = new URL(uri);
+  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+  if (url.protocol === "http:" || url.protocol === "https:") {
+    return { host: url.host, localOnly: loopback };
+  }
+  // A private-use scheme (RFC 8252 §7.1) opens an application installed on this device.
+  return { host: `${url.protocol}//${url.host}${url.host ? "" : url.pathname}`, localOnly: true };
+}

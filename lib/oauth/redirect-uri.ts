@@ -1,0 +1,76 @@
+import { hasControlCharacters } from "../http/text.js";
+
+/**
+ * Redirect URI rules (OAuth 2.1 §2.3.1, §4.1.3; RFC 8252 §7 for native apps).
+ *
+ * Allowed: https URLs; http only on loopback hosts; private-use schemes of native apps
+ * (`cursor://...`, `com.example.app:/cb`) except schemes a browser would execute or read
+ * locally. Never: fragments (RFC 6749 §3.1.2), userinfo (phishing-shaped URLs).
+ * Matching is exact string comparison, except that a loopback http URI may differ in port
+ * (RFC 8252 §7.3: native apps get an ephemeral port at run time).
+ */
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"]);
+
+const FORBIDDEN_SCHEMES = new Set([
+  "javascript",
+  "data",
+  "vbscript",
+  "file",
+  "blob",
+  "about",
+  "filesystem",
+  "ws",
+  "wss",
+  "ftp",
+  "view-source",
+  "chrome",
+  "chrome-extension",
+  "intent",
+]);
+
+export const MAX_REDIRECT_URI_LENGTH = 2000;
+
+/** Null when acceptable, else the reason (safe to show: it never echoes the URI). */
+export function redirectUriProblem(uri: string): string | null {
+  if (uri.length > MAX_REDIRECT_URI_LENGTH) return "is too long";
+  // A raw control character or space would be normalised away by the parser and change the URI.
+  if (hasControlCharacters(uri, true)) return "contains whitespace or control characters";
+  if (uri.includes("#")) return "must not contain a fragment";
+  if (!URL.canParse(uri)) return "is not an absolute URI";
+  const url = new URL(uri);
+  const scheme = url.protocol.slice(0, -1);
+  if (url.username || url.password) return "must not contain user information";
+  if (scheme === "https") return url.hostname ? null : "must have a host";
+  if (scheme === "http") {
+    return LOOPBACK_HOSTS.has(url.hostname) ? null : "must use https unless the host is loopback";
+  }
+  if (FORBIDDEN_SCHEMES.has(scheme)) return `must not use the ${scheme}: scheme`;
+  return /^[a-z][a-z0-9+.-]*$/.test(scheme) ? null : "has an invalid scheme";
+}
+
+export function isLoopbackHttp(uri: string): boolean {
+  if (!URL.canParse(uri)) return false;
+  const url = new URL(uri);
+  return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
+}
+
+/** True when `requested` is one of `registered`, by the rules above. */
+export function matchesRegisteredRedirectUri(
+  registered: readonly string[],
+  requested: string,
+): boolean {
+  if (registered.includes(requested)) return true;
+  if (!isLoopbackHttp(requested)) return false;
+  const req = new URL(requested);
+  return registered.some((candidate) => {
+    if (!isLoopbackHttp(candidate)) return false;
+    const reg = new URL(candidate);
+    return (
+      reg.hostname === req.hostname &&
+      reg.pathname === req.pathname &&
+      reg.search === req.search &&
+      // The port is the one part allowed to differ; the rest of the string must be identical.
+      requested.replace(`:${req.port}`, "") === candidate.replace(`:${reg.port}`, "")
+    );
+  });
+}

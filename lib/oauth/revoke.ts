@@ -1,0 +1,74 @@
+import type { Config } from "../config.js";
+import { sha256 } from "../crypto/random.js";
+import { readForm } from "../http/body.js";
+import { verifyAccessToken } from "./access-token.js";
+import { authenticateClient } from "./clients.js";
+import type { OAuthDeps } from "./deps.js";
+import { OAuthError, oauthJson, toOAuthErrorResponse } from "./errors.js";
+import { readGrant, refreshKey, revokeGrant } from "./grants.js";
+import { misdirected, resolvePublicUrls } from "./origin.js";
+import { revokeUpstreamQuietly } from "./token.js";
+
+const CORS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "POST, OPTIONS",
+  "Access-Control-Allow-Headers": "Authorization, Content-Type",
+};
+
+/**
+ * `/revoke` (RFC 7009). Revoking either token ends the whole grant (the user's session with
+ * that client) and, where the provider offers it, the upstream session too. Unknown tokens,
+ * and tokens of other clients, get the same 200 (§2.2): the answer reveals nothing.
+ *
+ * Access tokens are self-contained JWTs checked at `/mcp` without a store lookup, so one already
+ * handed out stays usable until it expires (ACCESS_TOKEN_TTL); its grant, and with it every
+ * refresh, ends now.
+ */
+export async function handleRevoke(
+  request: Request,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  const urls = resolvePublicUrls(request, config);
+  if (!urls) return misdirected();
+  if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
+  let response: Response;
+  try {
+    if (request.method !== "POST") {
+      throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
+    }
+    const form = await readForm(request);
+    const client = await authenticateClient(request, form, deps.store);
+    if (!form.token) throw new OAuthError("invalid_request", "token is required");
+    const grantId = await findGrantId(form.token, form.token_type_hint);
+    if (grantId) {
+      const found = await readGrant(deps.store, grantId);
+      if (found && found.grant.clientId === client.client_id) {
+        await revokeGrant(deps.store, found.grant);
+        await revokeUpstreamQuietly(found.grant, config, deps);
+      }
+    }
+    response = oauthJson({});
+    response = new Response(null, { status: 200, headers: response.headers });
+  } catch (error) {
+    response = toOAuthErrorResponse(error);
+  }
+  for (const [k, v] of Object.entries(CORS)) response.headers.set(k, v);
+  return response;
+
+  async function findGrantId(token: string, hint: string | undefined): Promise<string | null> {
+    const asRefresh = () => deps.store.get(refreshKey(sha256(token)));
+    const asAccess = async () => {
+      if (!urls) return null;
+      try {
+        return (await verifyAccessToken(token, config, urls, { allowExpired: true })).gid;
+      } catch {
+        return null;
+      }
+    };
+    // §2.1: the hint only orders the lookups.
+    return hint === "access_token"
+      ? ((await asAccess()) ?? (await asRefresh()))
+      : ((await asRefresh()) ?? (await asAccess()));
+  }
+}

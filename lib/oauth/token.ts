@@ -1,0 +1,239 @@
+import { createHash } from "node:crypto";
+import type { Config } from "../config.js";
+import { safeEqual } from "../crypto/random.js";
+import { readForm } from "../http/body.js";
+import { issueAccessToken } from "./access-token.js";
+import { authenticateClient, type ClientRecord, touchClient } from "./clients.js";
+import type { OAuthDeps } from "./deps.js";
+import { OAuthError, oauthJson, toOAuthErrorResponse } from "./errors.js";
+import {
+  decryptUpstreamTokens,
+  type GrantRecord,
+  type IssuedTokens,
+  redeemCode,
+  revokeGrant,
+  revokeGrantById,
+  rotateRefreshToken,
+} from "./grants.js";
+import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
+import { parseScope } from "./scopes.js";
+
+/** RFC 7636 §4.1: 43-128 characters of the unreserved set. */
+const CODE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
+
+const CORS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "POST, OPTIONS",
+  "Access-Control-Allow-Headers": "Authorization, Content-Type",
+};
+
+/** `/token` (RFC 6749 §3.2, OAuth 2.1 §3.2): authorization_code and refresh_token grants. */
+export async function handleToken(
+  request: Request,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  const urls = resolvePublicUrls(request, config);
+  if (!urls) return misdirected();
+  if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
+  let response: Response;
+  try {
+    if (request.method !== "POST") {
+      throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
+    }
+    const form = await readForm(request);
+    const client = await authenticateClient(request, form, deps.store);
+    const tokens = await grant(form, client, urls, config, deps);
+    response = oauthJson(tokens);
+  } catch (error) {
+    response = toOAuthErrorResponse(error);
+  }
+  for (const [k, v] of Object.entries(CORS)) response.headers.set(k, v);
+  return response;
+}
+
+async function grant(
+  form: Record<string, string>,
+  client: ClientRecord,
+  urls: PublicUrls,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<IssuedTokens> {
+  switch (form.grant_type) {
+    case "authorization_code":
+      return authorizationCodeGrant(form, client, urls, config, deps);
+    case "refresh_token":
+      if (!client.grant_types.includes("refresh_token")) {
+        throw new OAuthError(
+          "unauthorized_client",
+          "This client did not register for refresh_token",
+        );
+      }
+      return refreshTokenGrant(form, client, urls, config, deps);
+    case undefined:
+      throw new OAuthError("invalid_request", "grant_type is required");
+    default:
+      throw new OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token");
+  }
+}
+
+const invalidGrant = (description: string) => new OAuthError("invalid_grant", description);
+
+async function authorizationCodeGrant(
+  form: Record<string, string>,
+  client: ClientRecord,
+  urls: PublicUrls,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<IssuedTokens> {
+  if (!form.code) throw new OAuthError("invalid_request", "code is required");
+  if (!form.code_verifier) throw new OAuthError("invalid_request", "code_verifier is required");
+  if (!CODE_VERIFIER.test(form.code_verifier)) {
+    throw new OAuthError("invalid_request", "code_verifier is malformed (RFC 7636 §4.1)");
+  }
+
+  const wantsRefresh = client.grant_types.includes("refresh_token");
+  const redemption = await redeemCode(deps.store, form.code, wantsRefresh);
+  if (redemption.outcome === "unknown") throw invalidGrant("The code is invalid or expired");
+  if (redemption.outcome === "replayed") {
+    // RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
+    const revoked = await revokeGrantById(deps.store, redemption.grantId);
+    if (revoked) await revokeUpstreamQuietly(revoked, config, deps);
+    console.warn(
+      `token: replayed authorization code; grant ${redemption.grantId.slice(0, 6)}… revoked`,
+    );
+    throw invalidGrant("The code was already used");
+  }
+
+  const code = redemption.record;
+  // From here on the code is spent: any failure also ends the grant it would have produced.
+  const failWith = async (error: OAuthError): Promise<never> => {
+    await revokeGrantById(deps.store, code.grantId);
+    throw error;
+  };
+  if (code.clientId !== client.client_id) {
+    return failWith(invalidGrant("The code was issued to another client"));
+  }
+  // RFC 6749 §4.1.3: required and identical when the authorization request carried one.
+  const redirectMismatch = code.redirectUriSent
+    ? form.redirect_uri !== code.redirectUri
+    : form.redirect_uri !== undefined && form.redirect_uri !== code.redirectUri;
+  if (redirectMismatch) {
+    return failWith(invalidGrant("redirect_uri differs from the authorization request"));
+  }
+  const challenge = createHash("sha256").update(form.code_verifier).digest("base64url");
+  if (!safeEqual(challenge, code.codeChallenge)) {
+    return failWith(invalidGrant("PKCE verification failed"));
+  }
+  if (form.resource !== undefined && !sameResource(form.resource, code.resource, urls)) {
+    return failWith(
+      new OAuthError("invalid_target", "resource differs from the authorization request"),
+    );
+  }
+
+  await touchClient(deps.store, client, config);
+  const grant = redemption.grant;
+  return mint(grant, grant.scope, urls, config, redemption.refreshToken);
+}
+
+async function refreshTokenGrant(
+  form: Record<string, string>,
+  client: ClientRecord,
+  urls: PublicUrls,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<IssuedTokens> {
+  if (!form.refresh_token) throw new OAuthError("invalid_request", "refresh_token is required");
+  // Two attempts: losing the compare-and-swap to a racing duplicate sends the second attempt
+  // into the grace branch, which answers with the winner's tokens.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const result = await rotateRefreshToken(
+      deps.store,
+      config,
+      form.refresh_token,
+      client.client_id,
+    );
+    switch (result.outcome) {
+      case "invalid":
+        throw invalidGrant("The refresh token is invalid, expired or revoked");
+      case "reuse-detected":
+        await revokeGrant(deps.store, result.grant);
+        await revokeUpstreamQuietly(result.grant, config, deps);
+        console.warn(
+          `token: refresh token reuse; grant ${result.grant.id.slice(0, 6)}… of client ${client.client_id.slice(0, 10)}… revoked`,
+        );
+        throw invalidGrant("The refresh token was already used");
+      case "replayed-in-grace":
+        return result.tokens;
+      case "rotated": {
+        const scope = downscope(form.scope, result.grant.scope);
+        if (
+          form.resource !== undefined &&
+          !sameResource(form.resource, result.grant.resource, urls)
+        ) {
+          throw new OAuthError("invalid_target", "resource differs from the grant's");
+        }
+        const tokens = await mint(result.grant, scope, urls, config, result.refreshToken);
+        if (await result.commit(tokens)) return tokens;
+      }
+    }
+  }
+  throw new OAuthError("temporarily_unavailable", "Too many concurrent refreshes; retry", 503, {
+    "Retry-After": "1",
+  });
+}
+
+/** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
+function downscope(requested: string | undefined, granted: string[]): string[] {
+  if (requested === undefined) return granted;
+  const parsed = parseScope(requested);
+  if (!parsed.ok) throw new OAuthError("invalid_scope", parsed.reason);
+  if (!parsed.scopes.every((s) => granted.includes(s))) {
+    throw new OAuthError("invalid_scope", "A refresh cannot add scopes the user did not grant");
+  }
+  return parsed.scopes;
+}
+
+function sameResource(requested: string, granted: string, urls: PublicUrls): boolean {
+  return (
+    requested === granted ||
+    (urls.resourceAliases.includes(requested) && urls.resourceAliases.includes(granted))
+  );
+}
+
+async function mint(
+  grant: GrantRecord,
+  scope: string[],
+  urls: PublicUrls,
+  config: Config,
+  refreshToken: string | undefined,
+): Promise<IssuedTokens> {
+  const { accessToken, expiresIn } = await issueAccessToken(config, urls, grant.resource, {
+    sub: grant.sub,
+    client_id: grant.clientId,
+    scope: scope.join(" "),
+    gid: grant.id,
+    name: grant.name,
+    email: grant.email,
+  });
+  const tokens: IssuedTokens = {
+    access_token: accessToken,
+    token_type: "Bearer",
+    expires_in: expiresIn,
+    scope: scope.join(" "),
+  };
+  if (refreshToken) tokens.refresh_token = refreshToken;
+  return tokens;
+}
+
+/** Best effort: the grant is already gone here; the provider's session ends where it can. */
+export async function revokeUpstreamQuietly(grant: GrantRecord, config: Config, deps: OAuthDeps) {
+  const tokens = decryptUpstreamTokens(config, grant);
+  if (!tokens) return;
+  try {
+    if (tokens.refreshToken) await deps.upstream.revoke(tokens.refreshToken, "refresh_token");
+    else await deps.upstream.revoke(tokens.accessToken, "access_token");
+  } catch (error) {
+    console.warn(`revoke: upstream revocation failed (${(error as Error).name})`);
+  }
+}
