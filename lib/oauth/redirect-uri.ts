@@ -54,6 +54,11 @@ export function isLoopbackHttp(uri: string): boolean {
   return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
 }
 
+/** The URI with the port of its authority removed (loopback http URIs only). */
+function withoutPort(uri: string): string {
+  return uri.replace(/^(http:\/\/(?:\[[^\]]*\]|[^/:?#]*))(?::\d*)?/i, "$1");
+}
+
 /** True when `requested` is one of `registered`, by the rules above. */
 export function matchesRegisteredRedirectUri(
   registered: readonly string[],
@@ -61,16 +66,9 @@ export function matchesRegisteredRedirectUri(
 ): boolean {
   if (registered.includes(requested)) return true;
   if (!isLoopbackHttp(requested)) return false;
-  const req = new URL(requested);
-  return registered.some((candidate) => {
-    if (!isLoopbackHttp(candidate)) return false;
-    const reg = new URL(candidate);
-    return (
-      reg.hostname === req.hostname &&
-      reg.pathname === req.pathname &&
-      reg.search === req.search &&
-      // The port is the one part allowed to differ; the rest of the string must be identical.
-      requested.replace(`:${req.port}`, "") === candidate.replace(`:${reg.port}`, "")
-    );
-  });
+  // The port is the one part allowed to differ; the rest of the string must be identical.
+  const stripped = withoutPort(requested);
+  return registered.some(
+    (candidate) => isLoopbackHttp(candidate) && withoutPort(candidate) === stripped,
+  );
 }

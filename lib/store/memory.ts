@@ -24,7 +24,7 @@ export class MemoryStore implements Store {
         "The in-memory store cannot run in production: set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN.",
       );
     }
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => Date.now());
   }
 
   async put(key: string, value: string, ttlSeconds: number): Promise<void> {
