@@ -219,6 +219,9 @@ const EnvSchema = z.object({
   DEV_IDENTITY_PROVIDER: optionalString,
 });
 
+/** Every variable the configuration reads (a test checks `.env.example` documents each). */
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape);
+
 type Env = Record<string, string | undefined>;
 
 /**

@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, defaultKeyPrefix, loadConfig } from "../lib/config.js";
+import { CONFIG_VARIABLES, ConfigError, defaultKeyPrefix, loadConfig } from "../lib/config.js";
 import { MemoryStore } from "../lib/store/memory.js";
 import { testEnv } from "./fixtures/config.js";
 
@@ -160,5 +161,12 @@ describe("configuration", () => {
     expect(configError({ MCP_ALLOWED_ORIGINS: "https://a.example/path" }).problems[0]).toMatch(
       /^MCP_ALLOWED_ORIGINS: each entry must be an origin/,
     );
+  });
+
+  it("has every variable it reads documented in .env.example", () => {
+    const example = readFileSync(new URL("../.env.example", import.meta.url), "utf8");
+    for (const name of [...CONFIG_VARIABLES, "PORT", "DEV_UPSTREAM_ACCESS_TOKEN_TTL"]) {
+      expect(example, name).toMatch(new RegExp(`^# ${name}=`, "m"));
+    }
   });
 });

@@ -30,6 +30,17 @@ if (!port.success) {
   process.exit(1);
 }
 
+const upstreamTtl = z.coerce
+  .number()
+  .int()
+  .positive()
+  .optional()
+  .safeParse(process.env.DEV_UPSTREAM_ACCESS_TOKEN_TTL || undefined);
+if (!upstreamTtl.success) {
+  console.error("DEV_UPSTREAM_ACCESS_TOKEN_TTL: must be a whole number of seconds (fix: e.g. 60)");
+  process.exit(1);
+}
+
 const env = process.env;
 const production = env.VERCEL_ENV === "production";
 const notes: string[] = [];

@@ -12,7 +12,10 @@ import type { Upstream, UpstreamTokens } from "../upstream/types.js";
 import { UpstreamError } from "../upstream/types.js";
 import { callerOf } from "./auth.js";
 
-/** Refresh a little before expiry, so a token handed to a tool does not expire mid-call. */
+/**
+ * Refresh a little before expiry, so a token handed to a tool does not expire mid-call: a
+ * minute, or half the lifetime of a token that lives less than two.
+ */
 const EXPIRY_MARGIN_SECONDS = 60;
 const LOCK_TTL_SECONDS = 30;
 const WAIT_STEP_MS = 100;
@@ -23,8 +26,11 @@ export class UpstreamSessionError extends Error {
   override name = "UpstreamSessionError";
 }
 
-const fresh = (t: UpstreamTokens, now: number) =>
-  t.expiresAt === undefined || t.expiresAt > now + EXPIRY_MARGIN_SECONDS;
+function fresh(t: UpstreamTokens, now: number): boolean {
+  if (t.expiresAt === undefined) return true;
+  const lifetime = t.obtainedAt === undefined ? Infinity : t.expiresAt - t.obtainedAt;
+  return t.expiresAt > now + Math.min(EXPIRY_MARGIN_SECONDS, Math.floor(lifetime / 2));
+}
 
 /**
  * A valid upstream access token for the user calling a tool, for server-side calls to the
@@ -81,7 +87,11 @@ export async function getUpstreamAccessToken(
   for (let i = 0; i < WAIT_STEPS; i++) {
     await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
     const again = await load();
-    if (fresh(again.tokens, Math.floor(Date.now() / 1000))) return again.tokens.accessToken;
+    const now = Math.floor(Date.now() / 1000);
+    const replaced = again.tokens.accessToken !== current.tokens.accessToken;
+    if (fresh(again.tokens, now) || (replaced && (again.tokens.expiresAt ?? now + 1) > now)) {
+      return again.tokens.accessToken;
+    }
   }
   throw new UpstreamError(
     "unavailable",

@@ -132,7 +132,10 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
       throw new UpstreamError("invalid", `${what}: no access_token in the response`);
     }
     const expiresIn = Number(body.expires_in);
-    const tokens: UpstreamTokens = { accessToken: body.access_token };
+    const tokens: UpstreamTokens = {
+      accessToken: body.access_token,
+      obtainedAt: Math.floor(Date.now() / 1000),
+    };
     if (typeof body.refresh_token === "string") tokens.refreshToken = body.refresh_token;
     if (Number.isFinite(expiresIn) && expiresIn > 0) {
       tokens.expiresAt = Math.floor(Date.now() / 1000) + Math.floor(expiresIn);

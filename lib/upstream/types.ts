@@ -37,6 +37,8 @@ export interface UpstreamTokens {
   refreshToken?: string;
   /** Epoch seconds; absent when the provider did not say. */
   expiresAt?: number;
+  /** Epoch seconds when we received it, to size the refresh margin to the token's lifetime. */
+  obtainedAt?: number;
   scope?: string;
 }
 
