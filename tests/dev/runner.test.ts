@@ -170,4 +170,25 @@ describe("local runner", () => {
     });
     expect(status).toBe(403);
   });
+
+  it("refuses a loopback Host naming another port", async () => {
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port: server.port,
+          path: "/mcp",
+          headers: { host: `localhost:${server.port + 1}` },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+  });
 });

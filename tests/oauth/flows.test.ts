@@ -381,6 +381,23 @@ describe("client authentication", () => {
     expect(right.status).toBe(200);
   });
 
+  it("authenticates a confidential client by client_secret_post", async () => {
+    const confidential = await h.register({ token_endpoint_auth_method: "client_secret_post" });
+    const { code, verifier } = await h.login(confidential);
+    const form = {
+      grant_type: "authorization_code",
+      code,
+      code_verifier: verifier,
+      redirect_uri: CLIENT_REDIRECT,
+      client_id: confidential.client_id,
+    };
+    const missing = await h.token(form);
+    expect(missing.status).toBe(401);
+    expect(missing.body.error).toBe("invalid_client");
+    const right = await h.token({ ...form, client_secret: confidential.client_secret ?? "" });
+    expect(right.status).toBe(200);
+  });
+
   it("refuses a client using another method than it registered", async () => {
     const result = await h.token({
       grant_type: "refresh_token",
@@ -495,6 +512,32 @@ describe("/mcp accepts only our tokens, for our /mcp", () => {
 });
 
 describe("revocation", () => {
+  it("revokes the upstream session at the provider too", async () => {
+    const tokens = await h.tokens(client);
+    const gid = JSON.parse(
+      Buffer.from(tokens.access_token.split(".")[1], "base64url").toString(),
+    ).gid;
+    const grant = JSON.parse((await h.store.get(`grant:${gid}`)) ?? "{}") as GrantRecord;
+    const upstream = decryptUpstreamTokens(h.config, grant);
+    expect(upstream?.refreshToken).toBeTruthy();
+    const response = await h.fetch(`${ORIGIN}/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        token: tokens.refresh_token,
+        token_type_hint: "refresh_token",
+        client_id: client.client_id,
+      }).toString(),
+    });
+    expect(response.status).toBe(200);
+    expect(await h.store.get(`grant:${gid}`)).toBeNull();
+    // oidc-provider no longer honours the upstream refresh token.
+    await expect(h.deps.upstream.refresh(upstream?.refreshToken ?? "")).rejects.toMatchObject({
+      kind: "rejected",
+      oauthError: "invalid_grant",
+    });
+  });
+
   it("ends the grant for a revoked access token, and answers 200 for unknown tokens", async () => {
     const tokens = await h.tokens(client);
     const revoke = (token: string) =>
