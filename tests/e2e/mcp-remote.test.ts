@@ -1,0 +1,149 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRunner, stopRunner } from "../fixtures/runner.js";
+
+/**
+ * The way MCP hosts (Claude Desktop, Cursor, ...) reach us: `mcp-remote <url>/mcp --transport
+ * http-only`, spoken to over stdio. Its browser is a driver that clicks through our consent page
+ * and the development provider's sign-in. Three runs: a first login, a second run on the stored
+ * tokens with no browser, a third after our access token expired, refreshing without a login.
+ */
+const proxy = join(
+  createRequire(import.meta.url).resolve("mcp-remote/package.json"),
+  "..",
+  "dist",
+  "proxy.js",
+);
+const driver = join(import.meta.dirname, "..", "fixtures", "browser-driver.sh");
+const ACCESS_TOKEN_TTL = 5;
+
+interface RunResult {
+  responses: Map<number, Record<string, any>>;
+  stderr: string;
+}
+
+/** One mcp-remote session: initialize, then tools/list and whoami, then stdin closes. */
+function runMcpRemote(url: string, env: Record<string, string>): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [proxy, url, "--transport", "http-only"], {
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const responses = new Map<number, Record<string, any>>();
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`mcp-remote timed out:\n${stderr.slice(-2000)}`));
+    }, 45_000);
+    const send = (message: unknown) => child.stdin.write(`${JSON.stringify(message)}\n`);
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      let newline = stdout.indexOf("\n");
+      while (newline >= 0) {
+        const line = stdout.slice(0, newline).trim();
+        stdout = stdout.slice(newline + 1);
+        newline = stdout.indexOf("\n");
+        if (!line) continue;
+        const message = JSON.parse(line) as Record<string, any>;
+        if (typeof message.id !== "number") continue;
+        responses.set(message.id, message);
+        if (message.id === 1) {
+          send({ jsonrpc: "2.0", method: "notifications/initialized" });
+          send({ jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
+          send({
+            jsonrpc: "2.0",
+            id: 3,
+            method: "tools/call",
+            params: { name: "whoami", arguments: {} },
+          });
+        }
+        if (responses.has(2) && responses.has(3)) child.stdin.end();
+      }
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve({ responses, stderr });
+    });
+    send({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "mcp-remote-e2e", version: "1.0.0" },
+      },
+    });
+  });
+}
+
+describe("mcp-remote --transport http-only against the local runner", () => {
+  let runner: Awaited<ReturnType<typeof startRunner>>;
+  let configDir: string;
+  let driverLog: string;
+  let env: Record<string, string>;
+
+  const browserOpenings = () =>
+    existsSync(driverLog) ? readFileSync(driverLog, "utf8").split("\n").filter(Boolean).length : 0;
+  const storedTokens = () => {
+    const dir = readdirSync(configDir).find((d) => d.startsWith("mcp-remote"));
+    const file = dir && readdirSync(join(configDir, dir)).find((f) => f.endsWith("_tokens.json"));
+    if (!dir || !file) throw new Error("mcp-remote stored no tokens");
+    return JSON.parse(readFileSync(join(configDir, dir, file), "utf8")) as Record<string, string>;
+  };
+  const whoami = (result: RunResult) => result.responses.get(3)?.result?.structuredContent;
+
+  beforeAll(async () => {
+    runner = await startRunner({ ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL) });
+    configDir = mkdtempSync(join(tmpdir(), "mcp-remote-"));
+    driverLog = join(configDir, "browser.log");
+    env = {
+      MCP_REMOTE_CONFIG_DIR: configDir,
+      BROWSER: driver,
+      DRIVER_LOG: driverLog,
+      DRIVER_USERNAME: "carol",
+      // No desktop here: the `open` package falls back to $BROWSER.
+      DISPLAY: "",
+    };
+  });
+  afterAll(async () => {
+    await stopRunner(runner.child);
+    rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it("run 1: logs in through the browser, then lists tools and calls whoami", async () => {
+    const result = await runMcpRemote(runner.mcpUrl, env);
+    expect(browserOpenings()).toBe(1);
+    expect(result.responses.get(1)?.result?.serverInfo?.name).toBe("vercel-mcp-oauth");
+    const tools = (result.responses.get(2)?.result?.tools ?? []) as Array<{ name: string }>;
+    expect(tools.map((t) => t.name)).toContain("whoami");
+    expect(whoami(result)).toMatchObject({ subject: "carol", email: "carol@example.test" });
+    expect(storedTokens().refresh_token).toMatch(/^rt_/);
+  });
+
+  it("run 2: reuses the stored tokens without opening a browser", async () => {
+    const result = await runMcpRemote(runner.mcpUrl, env);
+    expect(browserOpenings()).toBe(1);
+    expect(whoami(result)).toMatchObject({ subject: "carol" });
+  });
+
+  it("run 3: after the access token expired, refreshes and continues without a login", async () => {
+    const before = storedTokens();
+    await new Promise((r) => setTimeout(r, (ACCESS_TOKEN_TTL + 3) * 1000));
+    const result = await runMcpRemote(runner.mcpUrl, env);
+    expect(browserOpenings()).toBe(1);
+    expect(whoami(result)).toMatchObject({ subject: "carol" });
+    const after = storedTokens();
+    expect(after.access_token).not.toBe(before.access_token);
+    expect(after.refresh_token).toMatch(/^rt_/);
+    expect(after.refresh_token).not.toBe(before.refresh_token);
+  });
+});
