@@ -41,6 +41,8 @@ export interface OAuthConfig {
   refreshGraceSeconds: number;
   /** Registered clients are forgotten after this long without a login or refresh. */
   clientTtl: number;
+  /** Local development and tests only: Client ID Metadata Documents on http loopback URLs. */
+  cimdAllowLoopback: boolean;
 }
 
 export interface UpstreamConfig {
@@ -109,6 +111,7 @@ const HINTS: Record<string, string> = {
   REFRESH_TOKEN_TTL: "a whole number of seconds, e.g. 2592000 (30 days)",
   REFRESH_GRACE_SECONDS: "a whole number of seconds, e.g. 10",
   CLIENT_TTL: "a whole number of seconds, e.g. 7776000 (90 days)",
+  CIMD_ALLOW_LOOPBACK: "'true' or 'false'; only for local development and tests",
   UPSTREAM_ISSUER:
     "the issuer URL of your identity provider, e.g. https://your-tenant.eu.auth0.com/ (its /.well-known/openid-configuration must exist)",
   UPSTREAM_CLIENT_ID: "the client id of the application you registered at your identity provider",
@@ -217,6 +220,7 @@ const EnvSchema = z.object({
   UPSTREAM_SCOPES: optionalString,
   UPSTREAM_TIMEOUT_MS: positiveInt(5000),
   DEV_IDENTITY_PROVIDER: optionalString,
+  CIMD_ALLOW_LOOPBACK: optionalString.pipe(z.enum(["true", "false"]).optional()),
 });
 
 /** Every variable the configuration reads (a test checks `.env.example` documents each). */
@@ -285,6 +289,11 @@ export function loadConfig(env: Env = process.env): Config {
           "(fix: set UPSTREAM_ISSUER, UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET for your provider)",
       );
     }
+    if (e.CIMD_ALLOW_LOOPBACK === "true") {
+      problems.push(
+        "CIMD_ALLOW_LOOPBACK: must not be true in production (it would let anyone make this server fetch loopback URLs)",
+      );
+    }
     if (e.UPSTREAM_ISSUER && new URL(e.UPSTREAM_ISSUER).protocol !== "https:") {
       problems.push("UPSTREAM_ISSUER: must be https in production");
     }
@@ -318,6 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
       refreshTokenTtl: e.REFRESH_TOKEN_TTL,
       refreshGraceSeconds: e.REFRESH_GRACE_SECONDS,
       clientTtl: e.CLIENT_TTL,
+      cimdAllowLoopback: e.CIMD_ALLOW_LOOPBACK === "true",
     },
     upstream: {
       issuer: e.UPSTREAM_ISSUER as string,

@@ -4,6 +4,7 @@ import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
 import { readForm, singleValued } from "../http/body.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError } from "../upstream/types.js";
+import { ClientMetadataError, isClientIdUrl } from "./cimd.js";
 import { type ClientRecord, getClient } from "./clients.js";
 import {
   CSRF_COOKIE,
@@ -137,7 +138,11 @@ async function authorizeGet(
     {
       clientName: client.client_name,
       clientId: client.client_id,
-      clientHost: client.client_uri ? new URL(client.client_uri).host : undefined,
+      clientHost: isClientIdUrl(client.client_id)
+        ? new URL(client.client_id).host
+        : client.client_uri
+          ? new URL(client.client_uri).host
+          : undefined,
       redirectUri: authRequest.redirectUri,
       serverHost: new URL(urls.origin).host,
       scopes: authRequest.scope.map((name) => ({
@@ -164,7 +169,7 @@ function csrfToken(deps: OAuthDeps, nonce: string, signedRequest: string): strin
 export async function validateAuthorizationRequest(
   params: Record<string, string>,
   urls: PublicUrls,
-  deps: Pick<OAuthDeps, "store">,
+  deps: Pick<OAuthDeps, "store" | "cimd">,
 ): Promise<Validation> {
   const page = (title: string, message: string, status = 400): Validation => ({
     kind: "page",
@@ -174,7 +179,16 @@ export async function validateAuthorizationRequest(
   });
   const clientId = params.client_id;
   if (!clientId) return page("Invalid authorization request", "The request has no client_id.");
-  const client = await getClient(deps.store, clientId);
+  let client: ClientRecord | null;
+  try {
+    client = await getClient(deps.store, clientId, deps.cimd);
+  } catch (error) {
+    if (!(error instanceof ClientMetadataError)) throw error;
+    return page(
+      "Application metadata unusable",
+      `The application's metadata document was refused: ${error.message}.`,
+    );
+  }
   if (!client) {
     return page(
       "Unknown application",
@@ -280,7 +294,7 @@ async function consentPost(request: Request, urls: PublicUrls, deps: OAuthDeps) 
     );
   }
   // The client may have been deleted, or its redirect URIs changed, since the page was shown.
-  const client = await getClient(deps.store, authRequest.clientId);
+  const client = await getClient(deps.store, authRequest.clientId, deps.cimd).catch(() => null);
   if (!client || !matchesRegisteredRedirectUri(client.redirect_uris, authRequest.redirectUri)) {
     return errorPage(400, "Unknown application", "This application is no longer registered.");
   }

@@ -4,12 +4,15 @@ import { getStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import { createUpstream } from "../upstream/index.js";
 import type { Upstream } from "../upstream/types.js";
+import type { CimdOptions } from "./cimd.js";
 
 /** What the OAuth endpoints depend on; tests pass their own, functions use the instance's. */
 export interface OAuthDeps {
   store: Store;
   upstream: Upstream;
   secrets: Secrets;
+  /** How Client ID Metadata Documents are fetched. */
+  cimd: CimdOptions;
 }
 
 let instance: OAuthDeps | undefined;
@@ -19,6 +22,7 @@ export function oauthDeps(config: Config): OAuthDeps {
     store: getStore(),
     upstream: createUpstream(config.upstream),
     secrets: createSecrets(config.oauth.secret),
+    cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
   };
   return instance;
 }

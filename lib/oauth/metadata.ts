@@ -31,6 +31,7 @@ export function authorizationServerMetadata(urls: PublicUrls) {
     revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     scopes_supported: [...SUPPORTED_SCOPES],
     authorization_response_iss_parameter_supported: true,
+    client_id_metadata_document_supported: true,
   };
 }
 

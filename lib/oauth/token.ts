@@ -42,7 +42,7 @@ export async function handleToken(
       throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
     }
     const form = await readForm(request);
-    const client = await authenticateClient(request, form, deps.store);
+    const client = await authenticateClient(request, form, deps.store, deps.cimd);
     const tokens = await grant(form, client, urls, config, deps);
     response = oauthJson(tokens);
   } catch (error) {
