@@ -1,5 +1,8 @@
 import { z } from "zod";
 import { parseSigningKeys, type SigningKey } from "./crypto/keys.js";
+import type { ClientRecord } from "./oauth/client-metadata.js";
+import { redirectUriProblem } from "./oauth/redirect-uri.js";
+import { parseScope } from "./oauth/scopes.js";
 
 /**
  * The deployment's configuration, read from the environment once per cold start.
@@ -43,6 +46,8 @@ export interface OAuthConfig {
   clientTtl: number;
   /** Local development and tests only: Client ID Metadata Documents on http loopback URLs. */
   cimdAllowLoopback: boolean;
+  /** Pre-registered clients (OAUTH_STATIC_CLIENTS), e.g. backend agents using client_credentials. */
+  staticClients: ClientRecord[];
 }
 
 export interface UpstreamConfig {
@@ -112,6 +117,8 @@ const HINTS: Record<string, string> = {
   REFRESH_GRACE_SECONDS: "a whole number of seconds, e.g. 10",
   CLIENT_TTL: "a whole number of seconds, e.g. 7776000 (90 days)",
   CIMD_ALLOW_LOOPBACK: "'true' or 'false'; only for local development and tests",
+  OAUTH_STATIC_CLIENTS:
+    'a JSON array like [{"client_id":"agent","client_secret_sha256":"<from npm run client-secret>","grant_types":["client_credentials"],"scope":"mcp:tools"}]',
   UPSTREAM_ISSUER:
     "the issuer URL of your identity provider, e.g. https://your-tenant.eu.auth0.com/ (its /.well-known/openid-configuration must exist)",
   UPSTREAM_CLIENT_ID: "the client id of the application you registered at your identity provider",
@@ -136,6 +143,59 @@ const origin = z.string().refine((v) => {
   const u = new URL(v);
   return /^https?:$/.test(u.protocol) && u.origin === v.replace(/\/$/, "");
 }, "each entry must be an origin like https://app.example.com");
+
+const StaticClient = z
+  .object({
+    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,100}$/, "must be 1-100 of A-Z a-z 0-9 . _ ~ -"),
+    client_secret_sha256: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/, "must be a base64url SHA-256 (npm run client-secret)")
+      .optional(),
+    client_name: z.string().max(200).optional(),
+    redirect_uris: z.array(z.string()).max(10).default([]),
+    grant_types: z
+      .array(z.enum(["authorization_code", "refresh_token", "client_credentials"]))
+      .min(1)
+      .default(["authorization_code", "refresh_token"]),
+    token_endpoint_auth_method: z
+      .enum(["none", "client_secret_basic", "client_secret_post"])
+      .optional(),
+    scope: z.string().optional(),
+  })
+  .superRefine((c, ctx) => {
+    const problem = (message: string) =>
+      ctx.addIssue({ code: "custom", message: `${c.client_id}: ${message}` });
+    const method =
+      c.token_endpoint_auth_method ?? (c.client_secret_sha256 ? "client_secret_basic" : "none");
+    if (method === "none" && c.client_secret_sha256) problem("a public client has no secret");
+    if (method !== "none" && !c.client_secret_sha256)
+      problem(`${method} needs client_secret_sha256`);
+    if (c.grant_types.includes("client_credentials") && method === "none") {
+      problem("client_credentials needs a confidential client (client_secret_sha256)");
+    }
+    if (c.grant_types.includes("authorization_code") && c.redirect_uris.length === 0) {
+      problem("authorization_code needs redirect_uris");
+    }
+    for (const uri of c.redirect_uris) {
+      const reason = redirectUriProblem(uri);
+      if (reason) problem(`a redirect URI ${reason}`);
+    }
+    if (c.scope !== undefined && !parseScope(c.scope).ok) problem("scope names an unknown scope");
+  })
+  .transform(
+    (c): ClientRecord => ({
+      client_id: c.client_id,
+      client_id_issued_at: 0,
+      ...(c.client_secret_sha256 ? { client_secret_hash: c.client_secret_sha256 } : {}),
+      redirect_uris: c.redirect_uris,
+      token_endpoint_auth_method:
+        c.token_endpoint_auth_method ?? (c.client_secret_sha256 ? "client_secret_basic" : "none"),
+      grant_types: c.grant_types,
+      response_types: ["code"],
+      ...(c.client_name ? { client_name: c.client_name } : {}),
+      ...(c.scope ? { scope: c.scope } : {}),
+    }),
+  );
 
 const EnvSchema = z.object({
   VERCEL_ENV: optionalString.pipe(z.enum(["production", "preview", "development"]).optional()),
@@ -221,6 +281,27 @@ const EnvSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt(5000),
   DEV_IDENTITY_PROVIDER: optionalString,
   CIMD_ALLOW_LOOPBACK: optionalString.pipe(z.enum(["true", "false"]).optional()),
+  OAUTH_STATIC_CLIENTS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return [];
+    let json: unknown;
+    try {
+      json = JSON.parse(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "is not valid JSON" });
+      return z.NEVER;
+    }
+    const parsed = z.array(StaticClient).max(50).safeParse(json);
+    if (!parsed.success) {
+      ctx.addIssue({ code: "custom", message: parsed.error.issues[0]?.message ?? "is invalid" });
+      return z.NEVER;
+    }
+    const ids = parsed.data.map((c) => c.client_id);
+    if (new Set(ids).size !== ids.length) {
+      ctx.addIssue({ code: "custom", message: "repeats a client_id" });
+      return z.NEVER;
+    }
+    return parsed.data;
+  }),
 });
 
 /** Every variable the configuration reads (a test checks `.env.example` documents each). */
@@ -328,6 +409,7 @@ export function loadConfig(env: Env = process.env): Config {
       refreshGraceSeconds: e.REFRESH_GRACE_SECONDS,
       clientTtl: e.CLIENT_TTL,
       cimdAllowLoopback: e.CIMD_ALLOW_LOOPBACK === "true",
+      staticClients: e.OAUTH_STATIC_CLIENTS,
     },
     upstream: {
       issuer: e.UPSTREAM_ISSUER as string,

@@ -169,4 +169,48 @@ describe("configuration", () => {
       expect(example, name).toMatch(new RegExp(`^# ${name}=`, "m"));
     }
   });
+
+  it("validates pre-registered clients and names the broken one", () => {
+    const ok = load({
+      OAUTH_STATIC_CLIENTS: JSON.stringify([
+        {
+          client_id: "agent",
+          client_secret_sha256: "a".repeat(43),
+          grant_types: ["client_credentials"],
+        },
+        { client_id: "app", redirect_uris: ["http://127.0.0.1:3000/callback"] },
+      ]),
+    });
+    expect(ok.oauth.staticClients.map((c) => [c.client_id, c.token_endpoint_auth_method])).toEqual([
+      ["agent", "client_secret_basic"],
+      ["app", "none"],
+    ]);
+    const cases: Array<[unknown, RegExp]> = [
+      [
+        [{ client_id: "agent", grant_types: ["client_credentials"] }],
+        /agent: client_credentials needs a confidential client/,
+      ],
+      [[{ client_id: "app" }], /app: authorization_code needs redirect_uris/],
+      [
+        [{ client_id: "app", redirect_uris: ["http://evil.example/cb"] }],
+        /app: a redirect URI must use https/,
+      ],
+      [[{ client_id: "a", client_secret_sha256: "short" }], /client_secret_sha256/],
+      [
+        [
+          { client_id: "a", redirect_uris: ["https://a.example/cb"] },
+          { client_id: "a", redirect_uris: ["https://a.example/cb"] },
+        ],
+        /repeats a client_id/,
+      ],
+      ["not json", /is not valid JSON/],
+    ];
+    for (const [value, message] of cases) {
+      const error = configError({
+        OAUTH_STATIC_CLIENTS: typeof value === "string" ? value : JSON.stringify(value),
+      });
+      expect(error.message).toMatch(/OAUTH_STATIC_CLIENTS: /);
+      expect(error.message).toMatch(message);
+    }
+  });
 });

@@ -9,7 +9,8 @@ export interface McpCaller {
   subject: string;
   name?: string;
   email?: string;
-  grantId: string;
+  /** The user's grant; absent for a client acting for itself (client_credentials). */
+  grantId?: string;
 }
 
 export type McpAuthResult =
@@ -101,7 +102,8 @@ export async function authenticateMcpRequest(
       ),
     };
   }
-  const caller: McpCaller = { subject: token.sub, grantId: token.gid };
+  const caller: McpCaller = { subject: token.sub };
+  if (token.gid) caller.grantId = token.gid;
   if (token.name) caller.name = token.name;
   if (token.email) caller.email = token.email;
   return {
@@ -121,6 +123,6 @@ export async function authenticateMcpRequest(
 /** The caller of a tool, from the `authInfo` the transport hands it. */
 export function callerOf(authInfo: AuthInfo | undefined): McpCaller | null {
   const extra = authInfo?.extra as Partial<McpCaller> | undefined;
-  if (!extra?.subject || !extra.grantId) return null;
+  if (!extra?.subject) return null;
   return extra as McpCaller;
 }

@@ -42,8 +42,13 @@ export async function getUpstreamAccessToken(
   authInfo: AuthInfo | undefined,
   deps: { config: Config; store: Store; upstream: Upstream },
 ): Promise<string> {
-  const caller = callerOf(authInfo);
-  if (!caller) throw new UpstreamSessionError("This tool needs a signed-in user.");
+  const found = callerOf(authInfo);
+  if (!found?.grantId) {
+    throw new UpstreamSessionError(
+      "This tool needs a signed-in user; a client acting for itself has no identity-provider session.",
+    );
+  }
+  const caller = { ...found, grantId: found.grantId };
   const { config, store, upstream } = deps;
   const load = async () => {
     const found = await readGrant(store, caller.grantId);
@@ -55,48 +60,61 @@ export async function getUpstreamAccessToken(
     return { ...found, tokens };
   };
 
-  const current = await load();
-  if (fresh(current.tokens, Math.floor(Date.now() / 1000))) return current.tokens.accessToken;
-  if (!current.tokens.refreshToken) {
-    throw new UpstreamSessionError(
-      "The identity provider session expired; reconnect to sign in again.",
-    );
-  }
-
-  const lock = `lock:upstream-refresh:${caller.grantId}`;
-  if (await store.putIfAbsent(lock, "1", LOCK_TTL_SECONDS)) {
-    try {
-      let refreshed: UpstreamTokens;
-      try {
-        refreshed = await upstream.refresh(current.tokens.refreshToken);
-      } catch (error) {
-        if (error instanceof UpstreamError && error.kind === "rejected") {
-          throw new UpstreamSessionError(
-            "The identity provider ended the session; reconnect to sign in again.",
-          );
-        }
-        throw error;
-      }
-      await saveTokens(store, config, caller.grantId, refreshed);
-      return refreshed.accessToken;
-    } finally {
-      await store.delete(lock).catch(() => {});
-    }
-  }
-  // Another instance is refreshing: wait for its result rather than spend the refresh token.
-  for (let i = 0; i < WAIT_STEPS; i++) {
-    await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
-    const again = await load();
+  let seen = await load();
+  for (let step = 0; step < WAIT_STEPS; step++) {
     const now = Math.floor(Date.now() / 1000);
-    const replaced = again.tokens.accessToken !== current.tokens.accessToken;
-    if (fresh(again.tokens, now) || (replaced && (again.tokens.expiresAt ?? now + 1) > now)) {
-      return again.tokens.accessToken;
+    if (fresh(seen.tokens, now)) return seen.tokens.accessToken;
+    const refreshToken = seen.tokens.refreshToken;
+    if (!refreshToken) {
+      throw new UpstreamSessionError(
+        "The identity provider session expired; reconnect to sign in again.",
+      );
     }
+    const lock = `lock:upstream-refresh:${caller.grantId}`;
+    if (await store.putIfAbsent(lock, "1", LOCK_TTL_SECONDS)) {
+      try {
+        // Read again under the lock: another instance may have refreshed since.
+        const latest = await load();
+        if (fresh(latest.tokens, Math.floor(Date.now() / 1000))) return latest.tokens.accessToken;
+        const refreshed = await refreshAtProvider(
+          upstream,
+          latest.tokens.refreshToken ?? refreshToken,
+        );
+        await saveTokens(store, config, caller.grantId, refreshed);
+        return refreshed.accessToken;
+      } finally {
+        await store.delete(lock).catch(() => {});
+      }
+    }
+    // Another instance is refreshing: wait for its result rather than spend the refresh token.
+    await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
+    const before = seen.tokens.accessToken;
+    seen = await load();
+    const replaced = seen.tokens.accessToken !== before;
+    const stillValid =
+      (seen.tokens.expiresAt ?? Number.POSITIVE_INFINITY) > Math.floor(Date.now() / 1000);
+    if (replaced && stillValid) return seen.tokens.accessToken;
   }
   throw new UpstreamError(
     "unavailable",
     "waited too long for another refresh of the upstream token",
   );
+}
+
+async function refreshAtProvider(
+  upstream: Upstream,
+  refreshToken: string,
+): Promise<UpstreamTokens> {
+  try {
+    return await upstream.refresh(refreshToken);
+  } catch (error) {
+    if (error instanceof UpstreamError && error.kind === "rejected") {
+      throw new UpstreamSessionError(
+        "The identity provider ended the session; reconnect to sign in again.",
+      );
+    }
+    throw error;
+  }
 }
 
 /** Writes refreshed tokens into the grant; retried if the grant changed (a refresh of ours). */

@@ -169,7 +169,7 @@ function csrfToken(deps: OAuthDeps, nonce: string, signedRequest: string): strin
 export async function validateAuthorizationRequest(
   params: Record<string, string>,
   urls: PublicUrls,
-  deps: Pick<OAuthDeps, "store" | "cimd">,
+  deps: Pick<OAuthDeps, "store" | "cimd" | "staticClients">,
 ): Promise<Validation> {
   const page = (title: string, message: string, status = 400): Validation => ({
     kind: "page",
@@ -181,7 +181,7 @@ export async function validateAuthorizationRequest(
   if (!clientId) return page("Invalid authorization request", "The request has no client_id.");
   let client: ClientRecord | null;
   try {
-    client = await getClient(deps.store, clientId, deps.cimd);
+    client = await getClient(deps, clientId);
   } catch (error) {
     if (!(error instanceof ClientMetadataError)) throw error;
     return page(
@@ -294,7 +294,7 @@ async function consentPost(request: Request, urls: PublicUrls, deps: OAuthDeps) 
     );
   }
   // The client may have been deleted, or its redirect URIs changed, since the page was shown.
-  const client = await getClient(deps.store, authRequest.clientId, deps.cimd).catch(() => null);
+  const client = await getClient(deps, authRequest.clientId).catch(() => null);
   if (!client || !matchesRegisteredRedirectUri(client.redirect_uris, authRequest.redirectUri)) {
     return errorPage(400, "Unknown application", "This application is no longer registered.");
   }

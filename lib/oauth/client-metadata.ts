@@ -16,7 +16,8 @@ export interface ClientRecord {
   client_secret_hash?: string;
   redirect_uris: string[];
   token_endpoint_auth_method: (typeof CLIENT_AUTH_METHODS)[number];
-  grant_types: Array<"authorization_code" | "refresh_token">;
+  /** client_credentials only for pre-registered confidential clients (OAUTH_STATIC_CLIENTS). */
+  grant_types: Array<"authorization_code" | "refresh_token" | "client_credentials">;
   response_types: ["code"];
   client_name?: string;
   client_uri?: string;

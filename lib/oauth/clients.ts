@@ -39,26 +39,36 @@ export async function registerClient(
   return secret ? { ...response, client_secret: secret, client_secret_expires_at: 0 } : response;
 }
 
+/** Where clients come from: pre-registered, metadata documents, and registrations. */
+export interface ClientSources {
+  store: Store;
+  cimd?: CimdOptions;
+  staticClients?: ReadonlyMap<string, ClientRecord>;
+}
+
 /**
- * The client behind a client_id: a URL is a Client ID Metadata Document (fetched, or from the
- * cache; throws {@link ClientMetadataError} when it cannot be used), anything else a registration.
+ * The client behind a client_id: a pre-registered one (configuration), a URL naming a Client ID
+ * Metadata Document (fetched or cached; throws {@link ClientMetadataError} when it cannot be
+ * used), or a dynamic registration from the store.
  */
 export async function getClient(
-  store: Store,
+  sources: ClientSources,
   clientId: string,
-  cimd?: CimdOptions,
 ): Promise<ClientRecord | null> {
   if (clientId.length === 0 || clientId.length > 2000) return null;
+  const configured = sources.staticClients?.get(clientId);
+  if (configured) return configured;
   if (isClientIdUrl(clientId)) {
-    return cimd ? resolveClientMetadata(store, clientId, cimd) : null;
+    return sources.cimd ? resolveClientMetadata(sources.store, clientId, sources.cimd) : null;
   }
-  const raw = await store.get(clientKey(clientId));
+  const raw = await sources.store.get(clientKey(clientId));
   return raw ? (JSON.parse(raw) as ClientRecord) : null;
 }
 
 /** Keeps a registered client in use from expiring (its TTL slides on each login). */
 export async function touchClient(store: Store, client: ClientRecord, config: Config) {
-  if (isClientIdUrl(client.client_id)) return; // its document's cache headers rule instead
+  // A metadata document's cache headers, or the configuration, rule the others.
+  if (isClientIdUrl(client.client_id) || client.client_id_issued_at === 0) return;
   await store.put(clientKey(client.client_id), JSON.stringify(client), config.oauth.clientTtl);
 }
 
@@ -78,8 +88,7 @@ const invalidClient = (description: string, basic: boolean) =>
 export async function authenticateClient(
   request: Request,
   form: Record<string, string>,
-  store: Store,
-  cimd?: CimdOptions,
+  sources: ClientSources,
 ): Promise<ClientRecord> {
   const header = request.headers.get("authorization");
   let clientId = form.client_id;
@@ -116,7 +125,7 @@ export async function authenticateClient(
   if (!clientId) throw invalidClient("Client authentication is required", basic);
   let client: ClientRecord | null;
   try {
-    client = await getClient(store, clientId, cimd);
+    client = await getClient(sources, clientId);
   } catch (error) {
     if (error instanceof ClientMetadataError) throw invalidClient(error.message, basic);
     throw error;

@@ -5,6 +5,7 @@ import type { Store } from "../store/types.js";
 import { createUpstream } from "../upstream/index.js";
 import type { Upstream } from "../upstream/types.js";
 import type { CimdOptions } from "./cimd.js";
+import type { ClientRecord } from "./client-metadata.js";
 
 /** What the OAuth endpoints depend on; tests pass their own, functions use the instance's. */
 export interface OAuthDeps {
@@ -13,6 +14,12 @@ export interface OAuthDeps {
   secrets: Secrets;
   /** How Client ID Metadata Documents are fetched. */
   cimd: CimdOptions;
+  /** Pre-registered clients by id (OAUTH_STATIC_CLIENTS). */
+  staticClients: ReadonlyMap<string, ClientRecord>;
+}
+
+export function staticClientMap(config: Config): ReadonlyMap<string, ClientRecord> {
+  return new Map(config.oauth.staticClients.map((c) => [c.client_id, c]));
 }
 
 let instance: OAuthDeps | undefined;
@@ -23,6 +30,7 @@ export function oauthDeps(config: Config): OAuthDeps {
     upstream: createUpstream(config.upstream),
     secrets: createSecrets(config.oauth.secret),
     cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
+    staticClients: staticClientMap(config),
   };
   return instance;
 }

@@ -27,12 +27,18 @@ export interface GrantRecord {
   refresh?: {
     /** Hash of the one refresh token that is valid now. */
     current: string;
-    /** Hash of the token `current` replaced, honoured within the grace window only. */
-    previous?: string;
-    rotatedAt?: number;
-    /** The response given for `previous`, encrypted with a key derived from that token. */
-    successor?: string;
+    /**
+     * Tokens rotated away within the grace window, newest first: each with the response that
+     * replaced it, encrypted under a key derived from that token, so only its holder can read it.
+     */
+    recent?: RotatedToken[];
   };
+}
+
+export interface RotatedToken {
+  hash: string;
+  rotatedAt: number;
+  successor: string;
 }
 
 /** What an authorization code stands for, under `code:<sha256(code)>` for about a minute. */
@@ -182,7 +188,7 @@ export async function redeemCode(
 export async function revokeGrant(store: Store, grant: GrantRecord): Promise<void> {
   const keys = [grantKey(grant.id)];
   if (grant.refresh?.current) keys.push(refreshKey(grant.refresh.current));
-  if (grant.refresh?.previous) keys.push(refreshKey(grant.refresh.previous));
+  for (const rotated of grant.refresh?.recent ?? []) keys.push(refreshKey(rotated.hash));
   await store.delete(...keys);
 }
 
@@ -202,6 +208,37 @@ export interface IssuedTokens {
   refresh_token?: string;
 }
 
+/** Rotations kept for the grace window; a client racing more than this is not racing. */
+const MAX_RECENT = 5;
+
+/** Walks from a recently rotated token to the newest pair; null outside the grace window. */
+function latestInGrace(
+  grant: GrantRecord,
+  token: string,
+  now: number,
+  graceSeconds: number,
+): IssuedTokens | null {
+  const recent = grant.refresh?.recent ?? [];
+  let entry = recent.find((r) => r.hash === sha256(token));
+  if (!entry || now - entry.rotatedAt > graceSeconds) return null;
+  let tokens: IssuedTokens | null = null;
+  let key = token;
+  for (let step = 0; entry && step < MAX_RECENT; step++) {
+    const plain = decryptWithKey(
+      keyFromToken(key, "refresh-successor"),
+      entry.successor,
+      grantKey(grant.id),
+    );
+    if (!plain) return null;
+    tokens = JSON.parse(plain) as IssuedTokens;
+    if (!tokens.refresh_token) break;
+    key = tokens.refresh_token;
+    const nextHash = sha256(key);
+    entry = recent.find((r) => r.hash === nextHash);
+  }
+  return tokens;
+}
+
 export type RotationResult =
   | {
       outcome: "rotated";
@@ -216,11 +253,13 @@ export type RotationResult =
 /**
  * Refresh-token rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
  *
- * - The current token rotates: a new one becomes current, the old one becomes `previous`, and
- *   the response for it is kept encrypted under a key only the old token's holder can derive.
- * - The previous token, presented by the same client within the grace window, gets that same
- *   response: racing duplicates (two tabs, a retry after a lost response) must not log the user
- *   out, and nothing new is minted for them.
+ * - The current token rotates: a new one becomes current, and the response that replaced the
+ *   old one is kept encrypted under a key only the old token's holder can derive.
+ * - A token rotated away within the grace window, presented by the same client, is answered
+ *   with the newest pair: its successor is decrypted with it, that successor's with the token
+ *   just recovered, and so on to the current pair. Racing duplicates (two tabs, a retry after a
+ *   lost response, a client refreshing twice while an older request is still in flight) must
+ *   not log the user out, and nothing new is minted for them.
  * - Any other presentation of a token the grant has seen is theft: the grant is revoked.
  *
  * `commit` stores the new state once the caller has minted the access token, with a
@@ -252,18 +291,21 @@ export async function rotateRefreshToken(
       grant,
       refreshToken: next,
       commit: async (tokens) => {
+        const rotated: RotatedToken = {
+          hash,
+          rotatedAt: now,
+          successor: encryptWithKey(
+            keyFromToken(refreshToken, "refresh-successor"),
+            JSON.stringify(tokens),
+            grantKey(grant.id),
+          ),
+        };
+        const stillInGrace = (grant.refresh?.recent ?? []).filter(
+          (r) => now - r.rotatedAt <= config.oauth.refreshGraceSeconds,
+        );
         const updated: GrantRecord = {
           ...grant,
-          refresh: {
-            current: nextHash,
-            previous: hash,
-            rotatedAt: now,
-            successor: encryptWithKey(
-              keyFromToken(refreshToken, "refresh-successor"),
-              JSON.stringify(tokens),
-              grantKey(grant.id),
-            ),
-          },
+          refresh: { current: nextHash, recent: [rotated, ...stillInGrace].slice(0, MAX_RECENT) },
         };
         // Older tokens keep their `refresh:` entry until the grant ends, so presenting one
         // again is still recognised as reuse; only the grant stops listing them.
@@ -278,16 +320,9 @@ export async function rotateRefreshToken(
     };
   }
 
-  if (grant.refresh?.previous === hash && grant.clientId === clientId && grant.refresh.successor) {
-    const withinGrace = now - (grant.refresh.rotatedAt ?? 0) <= config.oauth.refreshGraceSeconds;
-    if (withinGrace) {
-      const plain = decryptWithKey(
-        keyFromToken(refreshToken, "refresh-successor"),
-        grant.refresh.successor,
-        grantKey(grant.id),
-      );
-      if (plain) return { outcome: "replayed-in-grace", tokens: JSON.parse(plain) as IssuedTokens };
-    }
+  if (grant.clientId === clientId) {
+    const latest = latestInGrace(grant, refreshToken, now, config.oauth.refreshGraceSeconds);
+    if (latest) return { outcome: "replayed-in-grace", tokens: latest };
   }
   // A token this grant issued, presented again after it was rotated away: RFC 9700 §4.14.2.
   return { outcome: "reuse-detected", grant };

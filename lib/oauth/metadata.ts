@@ -14,8 +14,11 @@ const PUBLIC_HEADERS = {
 export const CLIENT_AUTH_METHODS = ["none", "client_secret_post", "client_secret_basic"] as const;
 
 /** RFC 8414 §2, with the MCP 2025-11-25 and RFC 9207 fields. */
-export function authorizationServerMetadata(urls: PublicUrls) {
+export function authorizationServerMetadata(urls: PublicUrls, config?: Config) {
   const o = urls.origin;
+  const clientCredentials = config?.oauth.staticClients.some((c) =>
+    c.grant_types.includes("client_credentials"),
+  );
   return {
     issuer: urls.issuer,
     authorization_endpoint: `${o}/authorize`,
@@ -25,7 +28,11 @@ export function authorizationServerMetadata(urls: PublicUrls) {
     jwks_uri: `${o}/.well-known/jwks.json`,
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
-    grant_types_supported: ["authorization_code", "refresh_token"],
+    grant_types_supported: [
+      "authorization_code",
+      "refresh_token",
+      ...(clientCredentials ? ["client_credentials"] : []),
+    ],
     code_challenge_methods_supported: ["S256"],
     token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
@@ -68,7 +75,7 @@ function publicDocument(request: Request, body: () => unknown): Response {
 export async function handleAuthorizationServerMetadata(request: Request, config: Config) {
   const urls = resolvePublicUrls(request, config);
   if (!urls) return misdirected();
-  return publicDocument(request, () => authorizationServerMetadata(urls));
+  return publicDocument(request, () => authorizationServerMetadata(urls, config));
 }
 
 export async function handleProtectedResourceMetadata(request: Request, config: Config) {

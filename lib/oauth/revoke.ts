@@ -38,7 +38,7 @@ export async function handleRevoke(
       throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
     }
     const form = await readForm(request);
-    const client = await authenticateClient(request, form, deps.store, deps.cimd);
+    const client = await authenticateClient(request, form, deps);
     if (!form.token) throw new OAuthError("invalid_request", "token is required");
     const grantId = await findGrantId(form.token, form.token_type_hint);
     if (grantId) {
@@ -61,7 +61,7 @@ export async function handleRevoke(
     const asAccess = async () => {
       if (!urls) return null;
       try {
-        return (await verifyAccessToken(token, config, urls, { allowExpired: true })).gid;
+        return (await verifyAccessToken(token, config, urls, { allowExpired: true })).gid ?? null;
       } catch {
         return null;
       }

@@ -16,7 +16,7 @@ import {
   rotateRefreshToken,
 } from "./grants.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
-import { parseScope } from "./scopes.js";
+import { DEFAULT_SCOPES, parseScope } from "./scopes.js";
 
 /** RFC 7636 §4.1: 43-128 characters of the unreserved set. */
 const CODE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
@@ -42,7 +42,7 @@ export async function handleToken(
       throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
     }
     const form = await readForm(request);
-    const client = await authenticateClient(request, form, deps.store, deps.cimd);
+    const client = await authenticateClient(request, form, deps);
     const tokens = await grant(form, client, urls, config, deps);
     response = oauthJson(tokens);
   } catch (error) {
@@ -70,10 +70,15 @@ async function grant(
         );
       }
       return refreshTokenGrant(form, client, urls, config, deps);
+    case "client_credentials":
+      return clientCredentialsGrant(form, client, urls, config);
     case undefined:
       throw new OAuthError("invalid_request", "grant_type is required");
     default:
-      throw new OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token");
+      throw new OAuthError(
+        "unsupported_grant_type",
+        "Use authorization_code, refresh_token or client_credentials",
+      );
   }
 }
 
@@ -183,13 +188,53 @@ async function refreshTokenGrant(
   });
 }
 
+/**
+ * RFC 6749 §4.4: a pre-registered confidential client acting for itself (a backend agent). The
+ * token's subject is the client; its scopes are limited to the client's configured `scope`;
+ * there is no refresh token and no user, so no upstream token either.
+ */
+async function clientCredentialsGrant(
+  form: Record<string, string>,
+  client: ClientRecord,
+  urls: PublicUrls,
+  config: Config,
+): Promise<IssuedTokens> {
+  if (
+    client.token_endpoint_auth_method === "none" ||
+    !client.grant_types.includes("client_credentials")
+  ) {
+    throw new OAuthError("unauthorized_client", "This client may not use client_credentials");
+  }
+  const allowed = (client.scope ?? DEFAULT_SCOPES.join(" ")).split(" ").filter(Boolean);
+  const scope = form.scope === undefined ? allowed : downscope(form.scope, allowed);
+  const resource = form.resource ?? urls.resource;
+  if (!urls.resourceAliases.includes(resource)) {
+    throw new OAuthError(
+      "invalid_target",
+      "This server issues tokens only for its own /mcp resource",
+    );
+  }
+  const { accessToken, expiresIn } = await issueAccessToken(config, urls, resource, {
+    sub: client.client_id,
+    client_id: client.client_id,
+    scope: scope.join(" "),
+    ...(client.client_name ? { name: client.client_name } : {}),
+  });
+  return {
+    access_token: accessToken,
+    token_type: "Bearer",
+    expires_in: expiresIn,
+    scope: scope.join(" "),
+  };
+}
+
 /** RFC 6749 §6: a refresh may narrow the scope, never widen it. */
 function downscope(requested: string | undefined, granted: string[]): string[] {
   if (requested === undefined) return granted;
   const parsed = parseScope(requested);
   if (!parsed.ok) throw new OAuthError("invalid_scope", parsed.reason);
   if (!parsed.scopes.every((s) => granted.includes(s))) {
-    throw new OAuthError("invalid_scope", "A refresh cannot add scopes the user did not grant");
+    throw new OAuthError("invalid_scope", "The request asks for scopes beyond those granted");
   }
   return parsed.scopes;
 }

@@ -1,9 +1,17 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../fixtures/redis-server.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 
 /**
@@ -19,7 +27,9 @@ const proxy = join(
   "proxy.js",
 );
 const driver = join(import.meta.dirname, "..", "fixtures", "browser-driver.sh");
-const ACCESS_TOKEN_TTL = 5;
+/** mcp-remote refreshes a token 60 s before it expires: runs 1 and 2 must not, run 3 must. */
+const ACCESS_TOKEN_TTL = 65;
+const MCP_REMOTE_REFRESH_MARGIN = 60;
 
 interface RunResult {
   responses: Map<number, Record<string, any>>;
@@ -27,9 +37,11 @@ interface RunResult {
 }
 
 /** One mcp-remote session: initialize, then tools/list and whoami, then stdin closes. */
-function runMcpRemote(url: string, env: Record<string, string>): Promise<RunResult> {
+function runMcpRemote(url: string, port: number, env: Record<string, string>): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [proxy, url, "--transport", "http-only"], {
+    // An explicit callback port: the one mcp-remote derives from the URL may be taken here.
+    const args = [proxy, url, String(port), "--transport", "http-only"];
+    const child = spawn(process.execPath, args, {
       env: { ...process.env, ...env },
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -70,6 +82,8 @@ function runMcpRemote(url: string, env: Record<string, string>): Promise<RunResu
     });
     child.once("exit", () => {
       clearTimeout(timer);
+      if (env.MCP_REMOTE_CONFIG_DIR)
+        appendFileSync(join(env.MCP_REMOTE_CONFIG_DIR, "stderr.log"), stderr);
       resolve({ responses, stderr });
     });
     send({
@@ -85,11 +99,12 @@ function runMcpRemote(url: string, env: Record<string, string>): Promise<RunResu
   });
 }
 
-describe("mcp-remote --transport http-only against the local runner", () => {
+describe("mcp-remote --transport http-only against the local runner", { timeout: 60_000 }, () => {
   let runner: Awaited<ReturnType<typeof startRunner>>;
   let configDir: string;
   let driverLog: string;
   let env: Record<string, string>;
+  let callbackPort: number;
 
   const browserOpenings = () =>
     existsSync(driverLog) ? readFileSync(driverLog, "utf8").split("\n").filter(Boolean).length : 0;
@@ -103,6 +118,7 @@ describe("mcp-remote --transport http-only against the local runner", () => {
 
   beforeAll(async () => {
     runner = await startRunner({ ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL) });
+    callbackPort = await freePort();
     configDir = mkdtempSync(join(tmpdir(), "mcp-remote-"));
     driverLog = join(configDir, "browser.log");
     env = {
@@ -120,7 +136,7 @@ describe("mcp-remote --transport http-only against the local runner", () => {
   });
 
   it("run 1: logs in through the browser, then lists tools and calls whoami", async () => {
-    const result = await runMcpRemote(runner.mcpUrl, env);
+    const result = await runMcpRemote(runner.mcpUrl, callbackPort, env);
     expect(browserOpenings()).toBe(1);
     expect(result.responses.get(1)?.result?.serverInfo?.name).toBe("vercel-mcp-oauth");
     const tools = (result.responses.get(2)?.result?.tools ?? []) as Array<{ name: string }>;
@@ -130,15 +146,17 @@ describe("mcp-remote --transport http-only against the local runner", () => {
   });
 
   it("run 2: reuses the stored tokens without opening a browser", async () => {
-    const result = await runMcpRemote(runner.mcpUrl, env);
+    const result = await runMcpRemote(runner.mcpUrl, callbackPort, env);
     expect(browserOpenings()).toBe(1);
     expect(whoami(result)).toMatchObject({ subject: "carol" });
   });
 
-  it("run 3: after the access token expired, refreshes and continues without a login", async () => {
+  it("run 3: when the access token is (about to be) expired, refreshes without a login", async () => {
     const before = storedTokens();
-    await new Promise((r) => setTimeout(r, (ACCESS_TOKEN_TTL + 3) * 1000));
-    const result = await runMcpRemote(runner.mcpUrl, env);
+    await new Promise((r) =>
+      setTimeout(r, (ACCESS_TOKEN_TTL - MCP_REMOTE_REFRESH_MARGIN + 2) * 1000),
+    );
+    const result = await runMcpRemote(runner.mcpUrl, callbackPort, env);
     expect(browserOpenings()).toBe(1);
     expect(whoami(result)).toMatchObject({ subject: "carol" });
     const after = storedTokens();

@@ -5,12 +5,12 @@ import { revokeGrantById } from "../../lib/oauth/grants.js";
 import type { Upstream } from "../../lib/upstream/types.js";
 import { type Harness, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
-/** The server-side upstream token, against a real oidc-provider whose tokens live 1 second. */
+/** The server-side upstream token, against a real oidc-provider whose tokens live 4 seconds. */
 let h: Harness;
 let authInfo: AuthInfo;
 
 beforeAll(async () => {
-  h = await startOAuthHarness({ upstreamAccessTokenTtl: 1 });
+  h = await startOAuthHarness({ upstreamAccessTokenTtl: 4 });
   const client = await h.register();
   const tokens = await h.tokens(client);
   const claims = JSON.parse(Buffer.from(tokens.access_token.split(".")[1], "base64url").toString());
@@ -38,7 +38,8 @@ function countingUpstream(inner: Upstream) {
 
 describe("upstream access token for tools", () => {
   it("is refreshed once when 10 tool calls find it expired at the same time", async () => {
-    await new Promise((r) => setTimeout(r, 1100)); // past the upstream token's expiry (+ margin)
+    // Into the refresh margin (half the lifetime of so short a token): stale, not yet expired.
+    await new Promise((r) => setTimeout(r, 2100));
     const { upstream, refreshes } = countingUpstream(h.deps.upstream);
     const deps = { config: h.config, store: h.store, upstream };
     const tokens = await Promise.all(

@@ -328,6 +328,18 @@ describe("refresh tokens", () => {
     expect((await refresh(results[0]?.body.refresh_token)).status).toBe(200);
   });
 
+  it("answers a token two rotations old, within the grace window, with the newest pair", async () => {
+    // mcp-remote can refresh twice in a row while an older request still holds the first token.
+    const t1 = await h.tokens(client);
+    const t2 = (await refresh(t1.refresh_token)).body;
+    const t3 = (await refresh(t2.refresh_token)).body;
+    const late = await refresh(t1.refresh_token);
+    expect(late.status).toBe(200);
+    expect(late.body.refresh_token).toBe(t3.refresh_token);
+    expect(late.body.access_token).toBe(t3.access_token);
+    expect((await refresh(t3.refresh_token)).status).toBe(200);
+  });
+
   it("treats reuse after the grace window as theft and revokes the grant", async () => {
     const first = await h.tokens(client);
     const second = await refresh(first.refresh_token);

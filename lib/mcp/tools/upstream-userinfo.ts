@@ -1,4 +1,5 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { callerOf } from "../auth.js";
 
 /**
  * Calls the identity provider's userinfo endpoint AS the signed-in user, with their upstream
@@ -16,6 +17,17 @@ export function registerUpstreamUserinfo(server: McpServer): void {
       annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: true },
     },
     async (_args, extra) => {
+      if (!callerOf(extra.authInfo)?.grantId) {
+        return {
+          isError: true,
+          content: [
+            {
+              type: "text",
+              text: "This tool needs a signed-in user; a client acting for itself has no identity-provider session.",
+            },
+          ],
+        };
+      }
       // Loaded on first use: the common /mcp request never pays for the OAuth modules.
       const { getConfig } = await import("../../config.js");
       const { oauthDeps } = await import("../../oauth/deps.js");
