@@ -12,7 +12,7 @@ import { startRunner, stopRunner } from "../fixtures/runner.js";
  * the metadata document, then a full authorization code grant by a pre-registered client, whose
  * browser step our driver completes. The suite needs Node 22, taken from npm by npx.
  */
-export const CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
+const CONFORMANCE = "@modelcontextprotocol/conformance@0.2.0-alpha.12";
 
 interface SuiteRun {
   code: number | null;
