@@ -18,7 +18,8 @@ dt{margin-top:12px;font-size:.8rem;text-transform:uppercase;letter-spacing:.04em
 dd{margin:2px 0 12px;word-break:break-all}
 ul{margin:4px 0 0;padding-left:20px}
 .warn{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:10px 12px;font-size:.9rem;margin-bottom:16px}
-.actions{display:flex;gap:12px;margin-top:20px}
+.actions{display:flex;gap:12px;margin:20px 0 16px}
+.scope{white-space:nowrap}
 button{flex:1;font:inherit;font-weight:600;padding:10px 16px;border-radius:8px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
 button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
@@ -127,7 +128,7 @@ ${warnings.map((w) => `<div class="warn" role="note">${w}</div>`).join("\n")}
 <dt>After approval, you go to</dt>
 <dd>${escapeHtml(redirect.host)}</dd>
 <dt>It will be able to</dt>
-<dd><ul>${view.scopes.map((s) => `<li>${escapeHtml(s.description)} <span class="muted">(${escapeHtml(s.name)})</span></li>`).join("")}</ul></dd>
+<dd><ul>${view.scopes.map((s) => `<li>${escapeHtml(s.description)} <span class="muted scope">(${escapeHtml(s.name)})</span></li>`).join("")}</ul></dd>
 </dl>
 <form method="post" action="/authorize">
 <input type="hidden" name="consent_request" value="${escapeHtml(view.signedRequest)}">
