@@ -31,7 +31,7 @@ describe.skipIf(!hasChromium)("the login in a real browser (Chromium)", { timeou
     mkdirSync(artifacts, { recursive: true });
     runner = await startRunner();
     origin = new URL(runner.mcpUrl).origin;
-    callback = createServer((req, res) => {
+    callback = createServer((_req, res) => {
       res.writeHead(200, { "content-type": "text/html" });
       res.end("<!doctype html><title>Client</title><p>Signed in; you can close this window.</p>");
     });
