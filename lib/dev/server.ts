@@ -134,7 +134,7 @@ function toFetch(file: string, mod: Record<string, unknown>): Fetch {
     new Response(null, { status: 405, headers: { Allow: allow } });
 }
 
-function toRequest(req: IncomingMessage, url: URL, signal: AbortSignal): Request {
+export function toRequest(req: IncomingMessage, url: URL, signal: AbortSignal): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -151,7 +151,7 @@ function toRequest(req: IncomingMessage, url: URL, signal: AbortSignal): Request
   } as RequestInit);
 }
 
-async function writeResponse(res: ServerResponse, response: Response, head: boolean) {
+export async function writeResponse(res: ServerResponse, response: Response, head: boolean) {
   res.statusCode = response.status;
   for (const [name, value] of response.headers) {
     if (name !== "set-cookie") res.setHeader(name, value);

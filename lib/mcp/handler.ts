@@ -37,33 +37,62 @@ export function createMcpServer(): McpServer {
   return server;
 }
 
-export async function handleMcpRequest(request: Request, config: Config): Promise<Response> {
-  const origin = request.headers.get("origin");
-  // MCP transports §Security: a present Origin that is not ours is refused (DNS rebinding).
-  if (origin !== null && !isAllowedOrigin(origin, request, config.mcp.allowedOrigins)) {
-    return jsonRpcError(403, -32000, "Forbidden: this Origin may not call the MCP endpoint");
-  }
-  if (request.method === "OPTIONS" && origin !== null) {
-    return preflightResponse(origin, CORS);
-  }
-  if (request.method !== "POST") {
-    // The stateless transport would answer GET with an SSE stream that stays open until the
-    // function times out; this server never sends unsolicited messages, so there is no stream.
-    return jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
-  }
+/** Decides whether a request may reach the server; `ok` carries what tools learn of the caller. */
+export type McpAuthenticator = (
+  request: Request,
+  config: Config,
+) => Promise<{ ok: true; authInfo?: AuthInfo } | { ok: false; response: Response }>;
 
-  const auth = await authenticateMcpRequest(request, config);
-  const response = auth.ok ? await serve(request, config, auth.authInfo) : auth.response;
-  if (origin !== null) {
-    const headers = new Headers(response.headers);
-    applyCors(headers, origin, CORS);
-    return new Response(response.body, { status: response.status, headers });
-  }
-  return response;
+/**
+ * Builds the `/mcp` handler from its two variable parts: who may call, and which server answers.
+ * The deployment uses exactly one combination, {@link handleMcpRequest}; the conformance fixture
+ * under tests/ builds its own from the same code.
+ */
+export function createMcpHandler(options: {
+  authenticate: McpAuthenticator;
+  createServer: () => McpServer;
+}): (request: Request, config: Config) => Promise<Response> {
+  return async (request, config) => {
+    const origin = request.headers.get("origin");
+    // MCP transports §Security: a present Origin that is not ours is refused (DNS rebinding).
+    if (origin !== null && !isAllowedOrigin(origin, request, config.mcp.allowedOrigins)) {
+      return jsonRpcError(403, -32000, "Forbidden: this Origin may not call the MCP endpoint");
+    }
+    if (request.method === "OPTIONS" && origin !== null) {
+      return preflightResponse(origin, CORS);
+    }
+    if (request.method !== "POST") {
+      // The stateless transport would answer GET with an SSE stream that stays open until the
+      // function times out; this server never sends unsolicited messages, so there is no stream.
+      return jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
+    }
+
+    const auth = await options.authenticate(request, config);
+    const response = auth.ok
+      ? await serve(request, config, options.createServer, auth.authInfo)
+      : auth.response;
+    if (origin !== null) {
+      const headers = new Headers(response.headers);
+      applyCors(headers, origin, CORS);
+      return new Response(response.body, { status: response.status, headers });
+    }
+    return response;
+  };
 }
 
-async function serve(request: Request, config: Config, authInfo: AuthInfo): Promise<Response> {
-  const server = createMcpServer();
+/** `/mcp` as deployed: our access token required, our server definition. */
+export const handleMcpRequest = createMcpHandler({
+  authenticate: authenticateMcpRequest,
+  createServer: createMcpServer,
+});
+
+async function serve(
+  request: Request,
+  config: Config,
+  createServer: () => McpServer,
+  authInfo: AuthInfo | undefined,
+): Promise<Response> {
+  const server = createServer();
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
     enableJsonResponse: true,
