@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomToken, sha256 } from "../../lib/crypto/random.js";
 import { freePort } from "../fixtures/redis-server.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 
@@ -29,6 +30,7 @@ const proxy = join(
 const driver = join(import.meta.dirname, "..", "fixtures", "browser-driver.sh");
 /** mcp-remote refreshes a token 60 s before it expires: runs 1 and 2 must not, run 3 must. */
 const ACCESS_TOKEN_TTL = 65;
+const AGENT_SECRET = `mcs_${randomToken(32)}`;
 const MCP_REMOTE_REFRESH_MARGIN = 60;
 
 interface RunResult {
@@ -37,10 +39,15 @@ interface RunResult {
 }
 
 /** One mcp-remote session: initialize, then tools/list and whoami, then stdin closes. */
-function runMcpRemote(url: string, port: number, env: Record<string, string>): Promise<RunResult> {
+function runMcpRemote(
+  url: string,
+  port: number,
+  env: Record<string, string>,
+  extra: string[] = [],
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     // An explicit callback port: the one mcp-remote derives from the URL may be taken here.
-    const args = [proxy, url, String(port), "--transport", "http-only"];
+    const args = [proxy, url, String(port), "--transport", "http-only", ...extra];
     const child = spawn(process.execPath, args, {
       env: { ...process.env, ...env },
       stdio: ["pipe", "pipe", "pipe"],
@@ -117,7 +124,17 @@ describe("mcp-remote --transport http-only against the local runner", { timeout:
   const whoami = (result: RunResult) => result.responses.get(3)?.result?.structuredContent;
 
   beforeAll(async () => {
-    runner = await startRunner({ ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL) });
+    runner = await startRunner({
+      ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL),
+      OAUTH_STATIC_CLIENTS: JSON.stringify([
+        {
+          client_id: "cc-agent",
+          client_name: "Agent via mcp-remote",
+          client_secret_sha256: sha256(AGENT_SECRET),
+          grant_types: ["client_credentials"],
+        },
+      ]),
+    });
     callbackPort = await freePort();
     configDir = mkdtempSync(join(tmpdir(), "mcp-remote-"));
     driverLog = join(configDir, "browser.log");
@@ -163,5 +180,28 @@ describe("mcp-remote --transport http-only against the local runner", { timeout:
     expect(after.access_token).not.toBe(before.access_token);
     expect(after.refresh_token).toMatch(/^rt_/);
     expect(after.refresh_token).not.toBe(before.refresh_token);
+  });
+
+  it("with --client-credentials: an agent connects with no browser and no user", async () => {
+    const agentDir = mkdtempSync(join(tmpdir(), "mcp-remote-cc-"));
+    try {
+      const result = await runMcpRemote(
+        runner.mcpUrl,
+        await freePort(),
+        { ...env, MCP_REMOTE_CONFIG_DIR: agentDir },
+        [
+          "--client-credentials",
+          "--static-oauth-client-info",
+          JSON.stringify({ client_id: "cc-agent", client_secret: AGENT_SECRET }),
+        ],
+      );
+      expect(browserOpenings()).toBe(1);
+      expect(whoami(result), result.stderr.slice(-1500)).toMatchObject({
+        subject: "cc-agent",
+        clientId: "cc-agent",
+      });
+    } finally {
+      rmSync(agentDir, { recursive: true, force: true });
+    }
   });
 });
