@@ -48,6 +48,10 @@ export interface OAuthConfig {
   cimdAllowLoopback: boolean;
   /** Pre-registered clients (OAUTH_STATIC_CLIENTS), e.g. backend agents using client_credentials. */
   staticClients: ClientRecord[];
+  /** The one callback URL sent upstream by every deployment (the preview relay), when set. */
+  callbackUrl: string | undefined;
+  /** Host patterns the stable deployment relays a provider's callback to (previews). */
+  relayHosts: string[];
 }
 
 export interface UpstreamConfig {
@@ -117,6 +121,10 @@ const HINTS: Record<string, string> = {
   REFRESH_GRACE_SECONDS: "a whole number of seconds, e.g. 10",
   CLIENT_TTL: "a whole number of seconds, e.g. 7776000 (90 days)",
   CIMD_ALLOW_LOOPBACK: "'true' or 'false'; only for local development and tests",
+  OAUTH_CALLBACK_URL:
+    "the stable deployment's callback, e.g. https://mcp.example.com/callback (register it at your provider)",
+  OAUTH_RELAY_HOSTS:
+    "comma-separated preview host patterns, e.g. my-mcp-*-my-team.vercel.app (* = one or more of a-z 0-9 - within one label)",
   OAUTH_STATIC_CLIENTS:
     'a JSON array like [{"client_id":"agent","client_secret_sha256":"<from npm run client-secret>","grant_types":["client_credentials"],"scope":"mcp:tools"}]',
   UPSTREAM_ISSUER:
@@ -281,6 +289,37 @@ const EnvSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt(5000),
   DEV_IDENTITY_PROVIDER: optionalString,
   CIMD_ALLOW_LOOPBACK: optionalString.pipe(z.enum(["true", "false"]).optional()),
+  OAUTH_CALLBACK_URL: httpUrl.pipe(
+    z
+      .string()
+      .refine(
+        (v) => new URL(v).pathname === "/callback" && !new URL(v).search,
+        "must end in /callback",
+      )
+      .optional(),
+  ),
+  OAUTH_RELAY_HOSTS: optionalString.pipe(
+    z
+      .string()
+      .transform((v) =>
+        v
+          .split(",")
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      )
+      .pipe(
+        z.array(
+          z
+            .string()
+            .regex(/^[a-z0-9*.-]+(:\d+)?$/, "each entry must be a host or a host pattern with *")
+            .refine(
+              (h) => (!/^\*|\.\*\./.test(h) && h.split(".").length >= 3) || !h.includes("*"),
+              "a * may not stand for a whole label or the start of the host",
+            ),
+        ),
+      )
+      .optional(),
+  ),
   OAUTH_STATIC_CLIENTS: optionalString.transform((v, ctx) => {
     if (v === undefined) return [];
     let json: unknown;
@@ -375,6 +414,9 @@ export function loadConfig(env: Env = process.env): Config {
         "CIMD_ALLOW_LOOPBACK: must not be true in production (it would let anyone make this server fetch loopback URLs)",
       );
     }
+    if (e.OAUTH_CALLBACK_URL && new URL(e.OAUTH_CALLBACK_URL).protocol !== "https:") {
+      problems.push("OAUTH_CALLBACK_URL: must be https in production");
+    }
     if (e.UPSTREAM_ISSUER && new URL(e.UPSTREAM_ISSUER).protocol !== "https:") {
       problems.push("UPSTREAM_ISSUER: must be https in production");
     }
@@ -410,6 +452,8 @@ export function loadConfig(env: Env = process.env): Config {
       clientTtl: e.CLIENT_TTL,
       cimdAllowLoopback: e.CIMD_ALLOW_LOOPBACK === "true",
       staticClients: e.OAUTH_STATIC_CLIENTS,
+      callbackUrl: e.OAUTH_CALLBACK_URL,
+      relayHosts: e.OAUTH_RELAY_HOSTS ?? [],
     },
     upstream: {
       issuer: e.UPSTREAM_ISSUER as string,

@@ -20,6 +20,7 @@ import { OAuthError } from "./errors.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
 import { consentPage, errorPage } from "./pages.js";
 import { matchesRegisteredRedirectUri, redirectUriProblem } from "./redirect-uri.js";
+import { createUpstreamState } from "./relay.js";
 import { MCP_SCOPE, OFFLINE_ACCESS, parseScope } from "./scopes.js";
 
 /** A validated authorization request, carried signed through the consent form. */
@@ -40,6 +41,8 @@ export interface AuthorizationRequest {
 export interface PendingLogin extends Omit<AuthorizationRequest, "exp"> {
   upstreamCodeVerifier: string;
   nonce: string;
+  /** The redirect URI we sent upstream: ours, or the stable one of the preview relay. */
+  upstreamRedirectUri: string;
 }
 
 export const PENDING_LOGIN_TTL_SECONDS = 600;
@@ -72,9 +75,9 @@ export async function handleAuthorize(
   if (!urls) return misdirected();
   try {
     if (request.method === "GET" || request.method === "HEAD") {
-      return await authorizeGet(request, urls, deps);
+      return await authorizeGet(request, urls, config, deps);
     }
-    if (request.method === "POST") return await consentPost(request, urls, deps);
+    if (request.method === "POST") return await consentPost(request, urls, config, deps);
     return errorPage(405, "Method not allowed", "Use GET to start an authorization.");
   } catch (error) {
     if (error instanceof StoreUnavailableError) {
@@ -94,6 +97,7 @@ export async function handleAuthorize(
 async function authorizeGet(
   request: Request,
   urls: PublicUrls,
+  config: Config,
   deps: OAuthDeps,
 ): Promise<Response> {
   let params: Record<string, string>;
@@ -117,7 +121,7 @@ async function authorizeGet(
   const { request: authRequest, client } = validation;
   const remembered = rememberedConsents(request, urls.origin, deps.secrets);
   if (params.prompt !== "consent" && remembered[client.client_id]) {
-    return startUpstreamLogin(authRequest, urls, deps, []);
+    return startUpstreamLogin(authRequest, urls, config, deps, []);
   }
 
   // CSRF (double submit): a random nonce in an HttpOnly cookie, and in the form a MAC over the
@@ -266,7 +270,7 @@ export async function validateAuthorizationRequest(
   };
 }
 
-async function consentPost(request: Request, urls: PublicUrls, deps: OAuthDeps) {
+async function consentPost(request: Request, urls: PublicUrls, config: Config, deps: OAuthDeps) {
   const form = await readForm(request);
   const signed = form.consent_request;
   const authRequest = verifySignedValue<AuthorizationRequest>(
@@ -309,7 +313,7 @@ async function consentPost(request: Request, urls: PublicUrls, deps: OAuthDeps) 
     form.remember === "yes"
       ? [rememberConsentCookie(request, urls.origin, deps.secrets, client.client_id)]
       : [];
-  return startUpstreamLogin(authRequest, urls, deps, cookies);
+  return startUpstreamLogin(authRequest, urls, config, deps, cookies);
 }
 
 /**
@@ -319,18 +323,20 @@ async function consentPost(request: Request, urls: PublicUrls, deps: OAuthDeps) 
 async function startUpstreamLogin(
   authRequest: AuthorizationRequest,
   urls: PublicUrls,
+  config: Config,
   deps: OAuthDeps,
   cookies: string[],
 ): Promise<Response> {
-  const state = randomToken(32);
+  const state = createUpstreamState(deps.secrets, urls.origin);
   const upstreamCodeVerifier = randomToken(32);
   const nonce = randomToken(16);
+  const upstreamRedirectUri = config.oauth.callbackUrl ?? urls.callback;
   const { exp: _, ...rest } = authRequest;
-  const pending: PendingLogin = { ...rest, upstreamCodeVerifier, nonce };
+  const pending: PendingLogin = { ...rest, upstreamCodeVerifier, nonce, upstreamRedirectUri };
   let location: string;
   try {
     location = await deps.upstream.authorizationUrl({
-      redirectUri: urls.callback,
+      redirectUri: upstreamRedirectUri,
       state,
       codeChallenge: createHash("sha256").update(upstreamCodeVerifier).digest("base64url"),
       nonce,

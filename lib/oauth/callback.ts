@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import { sha256 } from "../crypto/random.js";
 import { singleValued } from "../http/body.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError } from "../upstream/types.js";
@@ -8,6 +9,7 @@ import type { OAuthError } from "./errors.js";
 import { createGrantWithCode } from "./grants.js";
 import { misdirected, resolvePublicUrls } from "./origin.js";
 import { errorPage } from "./pages.js";
+import { hostMatches, STATE_TTL_SECONDS, stateOrigin } from "./relay.js";
 
 /** Upstream errors that mean "the user did not (or could not) sign in", not a fault of ours. */
 const USER_ERRORS = new Set([
@@ -47,6 +49,16 @@ export async function handleCallback(
       "The identity provider's answer has no state.",
     );
   }
+  // Only a state we signed gets further; it also says which deployment started the login.
+  const startedAt = stateOrigin(deps.secrets, params.state);
+  if (!startedAt) {
+    return errorPage(
+      400,
+      "Sign-in expired or already used",
+      "This sign-in link is unknown, expired or was already used. Start again from your application.",
+    );
+  }
+  if (startedAt !== urls.origin) return relay(request, startedAt, params.state, config, deps);
 
   let raw: string | null;
   try {
@@ -85,7 +97,7 @@ export async function handleCallback(
   try {
     const { identity, tokens } = await deps.upstream.exchangeCode({
       code: params.code,
-      redirectUri: urls.callback,
+      redirectUri: pending.upstreamRedirectUri,
       codeVerifier: pending.upstreamCodeVerifier,
       nonce: pending.nonce,
       iss: params.iss,
@@ -113,4 +125,63 @@ export async function handleCallback(
     }
     throw error;
   }
+}
+
+/**
+ * The preview relay: this deployment holds the stable callback registered at the provider, and
+ * the login was started by another deployment of the project (a preview). The state's signature
+ * proves one of ours issued it; the target must still be on the relay allow-list, and each state
+ * is relayed once.
+ */
+async function relay(
+  request: Request,
+  target: string,
+  state: string,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  const url = new URL(target);
+  // http only for loopback previews of local development.
+  const loopbackDev =
+    config.environment === "development" &&
+    url.protocol === "http:" &&
+    ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+  if (
+    (url.protocol !== "https:" && !loopbackDev) ||
+    !hostMatches(url.host, config.oauth.relayHosts)
+  ) {
+    console.warn(
+      `callback: refused to relay a sign-in to ${url.host.slice(0, 80)} (not on OAUTH_RELAY_HOSTS)`,
+    );
+    return errorPage(
+      400,
+      "Invalid sign-in response",
+      "This sign-in was started on an address this server does not relay to.",
+    );
+  }
+  try {
+    const first = await deps.store.putIfAbsent(`relayed:${sha256(state)}`, "1", STATE_TTL_SECONDS);
+    if (!first) {
+      return errorPage(
+        400,
+        "Sign-in expired or already used",
+        "This sign-in response was already used.",
+      );
+    }
+  } catch (error) {
+    if (error instanceof StoreUnavailableError) {
+      return errorPage(503, "Temporarily unavailable", "Try signing in again shortly.");
+    }
+    throw error;
+  }
+  const onward = new URL("/callback", target);
+  onward.search = new URL(request.url).search;
+  return new Response(null, {
+    status: 302,
+    headers: {
+      Location: onward.href,
+      "Cache-Control": "no-store",
+      "Referrer-Policy": "no-referrer",
+    },
+  });
 }

@@ -1,0 +1,57 @@
+import { randomToken } from "../crypto/random.js";
+import type { Secrets } from "../crypto/secrets.js";
+import { signValue, verifySignedValue } from "./cookies.js";
+
+/**
+ * The `state` we send upstream, and the callback relay for preview deployments.
+ *
+ * Google and GitHub accept no wildcard redirect URIs, so a preview at a fresh URL per branch
+ * cannot receive the provider's redirect itself. With `OAUTH_CALLBACK_URL` every deployment
+ * sends one stable callback upstream (typically production's `/callback`); the state names the
+ * origin that started the login and is signed with the project's `OAUTH_SECRET`, so the stable
+ * deployment can send the browser on to that preview, and only to a host on the allow-list.
+ *
+ * Format: `<base64url JSON {o: origin, n: random, e: expiry}>.<HMAC>`. The random part keeps it
+ * unguessable; the pending login is stored under its hash in the starting deployment's store.
+ */
+interface StatePayload {
+  o: string;
+  n: string;
+  e: number;
+}
+
+export const STATE_TTL_SECONDS = 600;
+
+export function createUpstreamState(secrets: Secrets, origin: string): string {
+  const payload: StatePayload = {
+    o: origin,
+    n: randomToken(24),
+    e: Math.floor(Date.now() / 1000) + STATE_TTL_SECONDS,
+  };
+  return signValue(secrets, payload, "upstream-state");
+}
+
+/** The origin a state was issued for, or null when it is forged, altered or expired. */
+export function stateOrigin(secrets: Secrets, state: string): string | null {
+  const payload = verifySignedValue<StatePayload>(secrets, state, "upstream-state");
+  if (!payload || typeof payload.o !== "string" || typeof payload.e !== "number") return null;
+  if (payload.e < Math.floor(Date.now() / 1000)) return null;
+  return payload.o;
+}
+
+/**
+ * Host patterns of previews we relay to: exact hosts, or `*` standing for one or more of
+ * `a-z 0-9 -` inside a single label (`my-app-*-team.vercel.app`), so a pattern can never match
+ * across dots into another domain.
+ */
+export function hostMatches(host: string, patterns: readonly string[]): boolean {
+  const lower = host.toLowerCase();
+  return patterns.some((pattern) => {
+    const source = pattern
+      .toLowerCase()
+      .split("*")
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join("[a-z0-9-]+");
+    return new RegExp(`^${source}$`).test(lower);
+  });
+}

@@ -1,0 +1,242 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../../lib/config.js";
+import { createSecrets } from "../../lib/crypto/secrets.js";
+import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/dev/idp.js";
+import { handleMcpRequest } from "../../lib/mcp/handler.js";
+import { handleAuthorize } from "../../lib/oauth/authorize.js";
+import { handleCallback } from "../../lib/oauth/callback.js";
+import { type OAuthDeps, staticClientMap } from "../../lib/oauth/deps.js";
+import { handleAuthorizationServerMetadata } from "../../lib/oauth/metadata.js";
+import { handleRegister } from "../../lib/oauth/register.js";
+import { createUpstreamState, hostMatches } from "../../lib/oauth/relay.js";
+import { handleToken } from "../../lib/oauth/token.js";
+import { MemoryStore } from "../../lib/store/memory.js";
+import { prefixed } from "../../lib/store/prefixed.js";
+import { createUpstream } from "../../lib/upstream/index.js";
+import { TestBrowser } from "../fixtures/browser.js";
+import { testConfig } from "../fixtures/config.js";
+import { pkcePair } from "../fixtures/oauth-harness.js";
+
+/**
+ * Preview deployments: production and a branch preview of one project, sharing one database
+ * (each under its own key prefix) and one OAUTH_SECRET, served in-process at their public
+ * origins. The provider (a real oidc-provider) knows only production's callback; production
+ * relays the sign-in to the preview that started it.
+ */
+const PRODUCTION = "https://mcp.example.com";
+const PREVIEW_HOST = "my-mcp-git-feature-acme.vercel.app";
+const PREVIEW = `https://${PREVIEW_HOST}`;
+const CLIENT_REDIRECT = "http://127.0.0.1:5555/callback";
+
+let idp: DevIdentityProvider;
+const deployments = new Map<string, { config: Config; deps: OAuthDeps }>();
+
+function deployment(env: Record<string, string>, prefix: string, shared: MemoryStore) {
+  const config = testConfig({
+    UPSTREAM_ISSUER: idp.issuer,
+    UPSTREAM_CLIENT_ID: idp.clientId,
+    UPSTREAM_CLIENT_SECRET: idp.clientSecret,
+    UPSTREAM_SCOPES: "openid profile email",
+    OAUTH_CALLBACK_URL: `${PRODUCTION}/callback`,
+    OAUTH_RELAY_HOSTS: "my-mcp-*-acme.vercel.app",
+    ...env,
+  });
+  const deps: OAuthDeps = {
+    store: prefixed(shared, prefix),
+    upstream: createUpstream(config.upstream),
+    secrets: createSecrets(config.oauth.secret),
+    cimd: { allowLoopback: false },
+    staticClients: staticClientMap(config),
+  };
+  return { config, deps };
+}
+
+async function route(url: string, init?: RequestInit): Promise<Response> {
+  const target = new URL(url);
+  const d = deployments.get(target.origin);
+  if (!d) return fetch(url, init);
+  const request = new Request(url, init);
+  switch (target.pathname) {
+    case "/authorize":
+      return handleAuthorize(request, d.config, d.deps);
+    case "/callback":
+      return handleCallback(request, d.config, d.deps);
+    case "/token":
+      return handleToken(request, d.config, d.deps);
+    case "/register":
+      return handleRegister(request, d.config, d.deps);
+    case "/mcp":
+      return handleMcpRequest(request, d.config);
+    default:
+      return handleAuthorizationServerMetadata(request, d.config);
+  }
+}
+
+beforeAll(async () => {
+  idp = await startDevIdentityProvider({ redirectUris: [`${PRODUCTION}/callback`] });
+  const shared = new MemoryStore();
+  deployments.set(PRODUCTION, deployment({ PUBLIC_URL: PRODUCTION }, "mcp:prod:", shared));
+  deployments.set(
+    PREVIEW,
+    deployment({ VERCEL_ENV: "preview", VERCEL_URL: PREVIEW_HOST }, "mcp:preview:feature:", shared),
+  );
+});
+afterAll(() => idp.close());
+
+async function registerAt(origin: string) {
+  const response = await route(`${origin}/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      client_name: "Preview tester",
+      redirect_uris: [CLIENT_REDIRECT],
+      token_endpoint_auth_method: "none",
+      grant_types: ["authorization_code", "refresh_token"],
+    }),
+  });
+  return ((await response.json()) as { client_id: string }).client_id;
+}
+
+async function loginAt(origin: string) {
+  const clientId = await registerAt(origin);
+  const { verifier, challenge } = pkcePair();
+  const url = new URL(`${origin}/authorize`);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: CLIENT_REDIRECT,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+    state: "client-state",
+  }).toString();
+  const browser = new TestBrowser(route);
+  const back = await browser.authorize(url.href, { stopAt: CLIENT_REDIRECT });
+  return { back, browser, clientId, verifier };
+}
+
+describe("callback relay for preview deployments", () => {
+  let relayedCallback: string;
+
+  it("signs in on a preview through production's registered callback", async () => {
+    const { back, browser, clientId, verifier } = await loginAt(PREVIEW);
+    expect(back.searchParams.get("iss")).toBe(PREVIEW);
+    const paths = browser.visited.map((u) => `${new URL(u).origin}${new URL(u).pathname}`);
+    const atProduction = paths.indexOf(`${PRODUCTION}/callback`);
+    expect(atProduction).toBeGreaterThan(0);
+    expect(paths.indexOf(`${PREVIEW}/callback`)).toBeGreaterThan(atProduction);
+    relayedCallback = browser.visited.find((u) => u.startsWith(`${PRODUCTION}/callback`)) ?? "";
+
+    const token = await route(`${PREVIEW}/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: back.searchParams.get("code") ?? "",
+        code_verifier: verifier,
+        redirect_uri: CLIENT_REDIRECT,
+        client_id: clientId,
+      }),
+    });
+    expect(token.status).toBe(200);
+    const { access_token } = (await token.json()) as { access_token: string };
+
+    const call = (origin: string) =>
+      route(`${origin}/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${access_token}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+      });
+    expect((await call(PREVIEW)).status).toBe(200);
+    // The preview's token is for the preview's /mcp: production refuses it, same keys or not.
+    expect((await call(PRODUCTION)).status).toBe(401);
+  });
+
+  it("relays a state only once", async () => {
+    expect(relayedCallback).toMatch(/code=/);
+    const replay = await route(relayedCallback, { redirect: "manual" });
+    expect(replay.status).toBe(400);
+    expect(await replay.text()).toMatch(/already used/);
+  });
+
+  it("refuses a forged state, and a state for a host not on the allow-list", async () => {
+    const forged = await route(`${PRODUCTION}/callback?code=x&state=not-a-state`, {
+      redirect: "manual",
+    });
+    expect(forged.status).toBe(400);
+    const secrets = deployments.get(PRODUCTION)?.deps.secrets;
+    if (!secrets) throw new Error("no production deployment");
+    for (const target of [
+      "https://evil.example",
+      "https://my-mcp-git-x-other.vercel.app",
+      "http://my-mcp-git-x-acme.vercel.app",
+    ]) {
+      const state = createUpstreamState(secrets, target);
+      const response = await route(
+        `${PRODUCTION}/callback?code=x&state=${encodeURIComponent(state)}`,
+        {
+          redirect: "manual",
+        },
+      );
+      expect(response.status, target).toBe(400);
+      expect(response.headers.get("location"), target).toBeNull();
+    }
+  });
+
+  it("matches host patterns within one label only", () => {
+    const patterns = ["my-mcp-*-acme.vercel.app"];
+    expect(hostMatches("my-mcp-git-feature-acme.vercel.app", patterns)).toBe(true);
+    expect(hostMatches("MY-MCP-abc123-ACME.vercel.app", patterns)).toBe(true);
+    expect(hostMatches("my-mcp-x.evil.com-acme.vercel.app", patterns)).toBe(false);
+    expect(hostMatches("my-mcp--acme.vercel.app", patterns)).toBe(false);
+    expect(hostMatches("my-mcp-a-acme.vercel.app.evil.com", patterns)).toBe(false);
+  });
+});
+
+describe("public URL per deployment", () => {
+  const issuerAt = async (url: string, env: Record<string, string>) => {
+    const response = await handleAuthorizationServerMetadata(new Request(url), testConfig(env));
+    return response.status === 200
+      ? ((await response.json()) as { issuer: string }).issuer
+      : response.status;
+  };
+  const vercel = {
+    VERCEL_ENV: "production",
+    KV_REST_API_URL: "https://kv.upstash.io",
+    KV_REST_API_TOKEN: "t",
+    UPSTREAM_ISSUER: "https://idp.example",
+    VERCEL_URL: "my-mcp-abc123-acme.vercel.app",
+    VERCEL_BRANCH_URL: "my-mcp-git-main-acme.vercel.app",
+    VERCEL_PROJECT_PRODUCTION_URL: "mcp.acme.com",
+  };
+
+  it.each([
+    ["https://mcp.acme.com/.well-known/oauth-authorization-server", "https://mcp.acme.com"],
+    [
+      "https://my-mcp-git-main-acme.vercel.app/.well-known/oauth-authorization-server",
+      "https://my-mcp-git-main-acme.vercel.app",
+    ],
+    [
+      "https://my-mcp-abc123-acme.vercel.app/.well-known/oauth-authorization-server",
+      "https://my-mcp-abc123-acme.vercel.app",
+    ],
+    ["https://evil.example/.well-known/oauth-authorization-server", 421],
+  ])("%s -> %s", async (url, expected) => {
+    expect(await issuerAt(url, vercel)).toBe(expected);
+  });
+
+  it("uses PUBLIC_URL whatever the host, and ALLOWED_HOSTS adds hosts", async () => {
+    expect(
+      await issuerAt("https://my-mcp-abc123-acme.vercel.app/x", {
+        ...vercel,
+        PUBLIC_URL: "https://mcp.acme.com",
+      }),
+    ).toBe("https://mcp.acme.com");
+    expect(
+      await issuerAt("https://alias.acme.com/x", { ...vercel, ALLOWED_HOSTS: "alias.acme.com" }),
+    ).toBe("https://alias.acme.com");
+  });
+});
