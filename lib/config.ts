@@ -3,6 +3,10 @@ import { parseSigningKeys, type SigningKey } from "./crypto/keys.js";
 import type { ClientRecord } from "./oauth/client-metadata.js";
 import { redirectUriProblem } from "./oauth/redirect-uri.js";
 import { parseScope } from "./oauth/scopes.js";
+import { auth0Preset } from "./upstream/auth0-preset.js";
+import { githubPreset } from "./upstream/github-preset.js";
+import { googlePreset } from "./upstream/google-preset.js";
+import { oidcPreset } from "./upstream/oidc-preset.js";
 
 /**
  * The deployment's configuration, read from the environment once per cold start.
@@ -55,10 +59,17 @@ export interface OAuthConfig {
 }
 
 export interface UpstreamConfig {
+  /** Which preset speaks to the provider (lib/upstream/*.ts). */
+  provider: "oidc" | "auth0" | "google" | "github";
+  /** The OIDC issuer; for GitHub (not OIDC) the web origin, https://github.com by default. */
   issuer: string;
+  /** GitHub's REST API origin (https://api.github.com; GitHub Enterprise has its own). */
+  apiUrl?: string;
   clientId: string;
   clientSecret: string | undefined;
   scopes: string[];
+  /** Extra parameters of the upstream authorization request (Auth0 `audience`, Google `access_type`). */
+  authorizationParams: Record<string, string>;
   /** Timeout of every call to the upstream provider. */
   timeoutMs: number;
   /** True when the issuer is the development provider `npm run dev` embeds. */
@@ -134,6 +145,11 @@ const HINTS: Record<string, string> = {
   UPSTREAM_SCOPES:
     "space-separated scopes to ask the provider for, e.g. 'openid profile email offline_access'",
   UPSTREAM_TIMEOUT_MS: "a whole number of milliseconds, e.g. 5000",
+  UPSTREAM_PROVIDER: "one of oidc (any OpenID Connect provider), auth0, google, github",
+  UPSTREAM_AUTH0_DOMAIN: "your Auth0 tenant domain, e.g. your-tenant.eu.auth0.com",
+  UPSTREAM_GITHUB_URL: "GitHub's web origin, https://github.com (or your GitHub Enterprise host)",
+  UPSTREAM_GITHUB_API_URL:
+    "GitHub's API origin, https://api.github.com (or https://<ghe-host>/api/v3)",
 };
 
 const httpUrl = optionalString.pipe(
@@ -282,7 +298,17 @@ const EnvSchema = z.object({
   REFRESH_TOKEN_TTL: positiveInt(30 * 24 * 3600),
   REFRESH_GRACE_SECONDS: positiveInt(10),
   CLIENT_TTL: positiveInt(90 * 24 * 3600),
+  UPSTREAM_PROVIDER: optionalString.pipe(z.enum(["oidc", "auth0", "google", "github"]).optional()),
   UPSTREAM_ISSUER: httpUrl,
+  UPSTREAM_AUTH0_DOMAIN: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, "must be a host name like your-tenant.eu.auth0.com")
+      .optional(),
+  ),
+  UPSTREAM_AUDIENCE: optionalString,
+  UPSTREAM_GITHUB_URL: httpUrl,
+  UPSTREAM_GITHUB_API_URL: httpUrl,
   UPSTREAM_CLIENT_ID: optionalString,
   UPSTREAM_CLIENT_SECRET: optionalString,
   UPSTREAM_SCOPES: optionalString,
@@ -398,9 +424,7 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`OAUTH_SIGNING_KEYS: is missing (fix: ${HINTS.OAUTH_SIGNING_KEYS})`);
   }
   if (!e.OAUTH_SECRET) problems.push(`OAUTH_SECRET: is missing (fix: ${HINTS.OAUTH_SECRET})`);
-  for (const name of ["UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID"] as const) {
-    if (!e[name]) problems.push(`${name}: is missing (fix: ${HINTS[name]})`);
-  }
+  const upstream = upstreamPreset(e, problems);
   const isDevelopmentProvider = e.DEV_IDENTITY_PROVIDER === "1";
   if (environment === "production") {
     if (isDevelopmentProvider) {
@@ -417,7 +441,7 @@ export function loadConfig(env: Env = process.env): Config {
     if (e.OAUTH_CALLBACK_URL && new URL(e.OAUTH_CALLBACK_URL).protocol !== "https:") {
       problems.push("OAUTH_CALLBACK_URL: must be https in production");
     }
-    if (e.UPSTREAM_ISSUER && new URL(e.UPSTREAM_ISSUER).protocol !== "https:") {
+    if (upstream.issuer && new URL(upstream.issuer).protocol !== "https:") {
       problems.push("UPSTREAM_ISSUER: must be https in production");
     }
   }
@@ -455,15 +479,43 @@ export function loadConfig(env: Env = process.env): Config {
       callbackUrl: e.OAUTH_CALLBACK_URL,
       relayHosts: e.OAUTH_RELAY_HOSTS ?? [],
     },
-    upstream: {
-      issuer: e.UPSTREAM_ISSUER as string,
-      clientId: e.UPSTREAM_CLIENT_ID as string,
-      clientSecret: e.UPSTREAM_CLIENT_SECRET,
-      scopes: (e.UPSTREAM_SCOPES ?? "openid profile email").split(/\s+/).filter(Boolean),
-      timeoutMs: e.UPSTREAM_TIMEOUT_MS,
-      isDevelopmentProvider,
-    },
+    upstream: { ...upstream, timeoutMs: e.UPSTREAM_TIMEOUT_MS, isDevelopmentProvider },
   };
+}
+
+/** What a provider preset reads from the environment (lib/upstream/*-preset.ts). */
+export type UpstreamEnv = Pick<
+  z.infer<typeof EnvSchema>,
+  | "UPSTREAM_ISSUER"
+  | "UPSTREAM_CLIENT_ID"
+  | "UPSTREAM_CLIENT_SECRET"
+  | "UPSTREAM_SCOPES"
+  | "UPSTREAM_AUTH0_DOMAIN"
+  | "UPSTREAM_AUDIENCE"
+  | "UPSTREAM_GITHUB_URL"
+  | "UPSTREAM_GITHUB_API_URL"
+>;
+
+/**
+ * Each provider preset names what it needs; a missing piece is reported in its terms
+ * (REQUIREMENTS §6: our deployment is ONE client of the provider, whichever it is).
+ */
+function upstreamPreset(
+  e: z.infer<typeof EnvSchema>,
+  problems: string[],
+): Omit<UpstreamConfig, "timeoutMs" | "isDevelopmentProvider"> {
+  const missing = (name: string, why = "") =>
+    problems.push(`${name}: is missing${why} (fix: ${HINTS[name]})`);
+  switch (e.UPSTREAM_PROVIDER ?? "oidc") {
+    case "auth0":
+      return auth0Preset(e, missing);
+    case "google":
+      return googlePreset(e, missing);
+    case "github":
+      return githubPreset(e, missing);
+    default:
+      return oidcPreset(e, missing);
+  }
 }
 
 /**

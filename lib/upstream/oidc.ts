@@ -204,6 +204,9 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
       url.searchParams.set("nonce", nonce);
       url.searchParams.set("code_challenge", codeChallenge);
       url.searchParams.set("code_challenge_method", "S256");
+      for (const [name, value] of Object.entries(config.authorizationParams)) {
+        url.searchParams.set(name, value);
+      }
       return url.href;
     },
 

@@ -1,0 +1,178 @@
+import type { UpstreamConfig } from "../config.js";
+import {
+  type Upstream,
+  UpstreamError,
+  type UpstreamIdentity,
+  type UpstreamTokens,
+} from "./types.js";
+
+/**
+ * GitHub, which is not an OpenID Provider: no discovery, no id_token. The user comes from
+ * `GET /user` (the numeric id is the stable subject; logins can be renamed), the email from the
+ * verified primary address of `GET /user/emails` when the `user:email` scope was granted.
+ *
+ * OAuth Apps issue access tokens that never expire and no refresh token; GitHub Apps with
+ * expiring tokens issue both, with `expires_in`. Both shapes are handled: our own session
+ * lifetime (REFRESH_TOKEN_TTL) is independent of either.
+ */
+export function createGitHubUpstream(config: UpstreamConfig): Upstream {
+  const web = config.issuer.replace(/\/+$/, "");
+  const api = (config.apiUrl ?? "https://api.github.com").replace(/\/+$/, "");
+
+  async function call(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(url, {
+        ...init,
+        signal: AbortSignal.timeout(config.timeoutMs),
+        redirect: "error",
+      });
+    } catch (error) {
+      const timedOut = error instanceof Error && error.name === "TimeoutError";
+      throw new UpstreamError(
+        "unavailable",
+        timedOut ? "GitHub timed out" : "GitHub is unreachable",
+      );
+    }
+  }
+
+  async function json(response: Response, what: string): Promise<unknown> {
+    const text = await response.text().catch(() => "");
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new UpstreamError(
+        response.status >= 500 ? "unavailable" : "invalid",
+        `${what}: GitHub answered ${response.status} without JSON`,
+      );
+    }
+  }
+
+  async function tokenRequest(form: URLSearchParams, what: string): Promise<UpstreamTokens> {
+    form.set("client_id", config.clientId);
+    form.set("client_secret", config.clientSecret ?? "");
+    const response = await call(`${web}/login/oauth/access_token`, {
+      method: "POST",
+      // Without Accept: application/json GitHub answers form-encoded.
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body: form,
+    });
+    const body = (await json(response, what)) as Record<string, unknown>;
+    // GitHub reports OAuth errors with status 200 and an `error` field.
+    if (!response.ok || typeof body.error === "string") {
+      const error = typeof body.error === "string" ? body.error : "unknown_error";
+      throw new UpstreamError(
+        response.status >= 500 ? "unavailable" : "rejected",
+        `${what}: GitHub answered ${error.slice(0, 60)}`,
+        error,
+      );
+    }
+    if (typeof body.access_token !== "string" || body.access_token === "") {
+      throw new UpstreamError("invalid", `${what}: no access_token in GitHub's answer`);
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const tokens: UpstreamTokens = { accessToken: body.access_token, obtainedAt: now };
+    if (typeof body.refresh_token === "string") tokens.refreshToken = body.refresh_token;
+    const expiresIn = Number(body.expires_in);
+    if (Number.isFinite(expiresIn) && expiresIn > 0) tokens.expiresAt = now + Math.floor(expiresIn);
+    if (typeof body.scope === "string") tokens.scope = body.scope;
+    return tokens;
+  }
+
+  async function apiGet(path: string, accessToken: string): Promise<unknown> {
+    const response = await call(`${api}${path}`, {
+      headers: {
+        authorization: `Bearer ${accessToken}`,
+        accept: "application/vnd.github+json",
+        "x-github-api-version": "2022-11-28",
+        "user-agent": "mcp-oauth-server",
+      },
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new UpstreamError(
+        response.status >= 500 ? "unavailable" : "rejected",
+        `GitHub ${path} answered ${response.status}`,
+        response.status === 401 ? "invalid_token" : undefined,
+      );
+    }
+    return json(response, path);
+  }
+
+  async function identify(tokens: UpstreamTokens): Promise<UpstreamIdentity> {
+    const user = (await apiGet("/user", tokens.accessToken)) as Record<string, unknown>;
+    if (typeof user.id !== "number" && typeof user.id !== "string") {
+      throw new UpstreamError("invalid", "GitHub /user has no id");
+    }
+    const identity: UpstreamIdentity = { subject: String(user.id) };
+    const name = user.name ?? user.login;
+    if (typeof name === "string" && name) identity.name = name.slice(0, 200);
+    const granted = (tokens.scope ?? "").split(/[ ,]+/);
+    if (granted.includes("user:email") || granted.includes("user")) {
+      const emails = (await apiGet("/user/emails", tokens.accessToken)) as Array<
+        Record<string, unknown>
+      >;
+      const primary = Array.isArray(emails)
+        ? emails.find((e) => e.primary === true && e.verified === true)
+        : undefined;
+      if (typeof primary?.email === "string") identity.email = primary.email.slice(0, 320);
+    }
+    return identity;
+  }
+
+  return {
+    async authorizationUrl({ redirectUri, state, codeChallenge }) {
+      const url = new URL(`${web}/login/oauth/authorize`);
+      url.searchParams.set("client_id", config.clientId);
+      url.searchParams.set("redirect_uri", redirectUri);
+      url.searchParams.set("scope", config.scopes.join(" "));
+      url.searchParams.set("state", state);
+      url.searchParams.set("code_challenge", codeChallenge);
+      url.searchParams.set("code_challenge_method", "S256");
+      url.searchParams.set("allow_signup", "false");
+      return url.href;
+    },
+
+    async exchangeCode({ code, redirectUri, codeVerifier }) {
+      const tokens = await tokenRequest(
+        new URLSearchParams({ code, redirect_uri: redirectUri, code_verifier: codeVerifier }),
+        "code exchange",
+      );
+      return { identity: await identify(tokens), tokens };
+    },
+
+    async refresh(refreshToken) {
+      return tokenRequest(
+        new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken }),
+        "refresh",
+      );
+    },
+
+    async revoke(token) {
+      // DELETE /applications/{client_id}/grant ends the user's authorization of our app.
+      const basic = Buffer.from(`${config.clientId}:${config.clientSecret ?? ""}`).toString(
+        "base64",
+      );
+      const response = await call(
+        `${api}/applications/${encodeURIComponent(config.clientId)}/grant`,
+        {
+          method: "DELETE",
+          headers: {
+            authorization: `Basic ${basic}`,
+            accept: "application/vnd.github+json",
+            "content-type": "application/json",
+            "user-agent": "mcp-oauth-server",
+          },
+          body: JSON.stringify({ access_token: token }),
+        },
+      );
+      await response.body?.cancel();
+      if (!response.ok && response.status !== 404) {
+        throw new UpstreamError("rejected", `GitHub revocation answered ${response.status}`);
+      }
+    },
+
+    async userinfo(accessToken) {
+      return (await apiGet("/user", accessToken)) as Record<string, unknown>;
+    },
+  };
+}
