@@ -1,9 +1,11 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { readRequestBody } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
+import { resolvePublicUrls } from "../oauth/origin.js";
 import { authenticateMcpRequest } from "./auth.js";
 import { instructions, serverInfo, tools } from "./server.js";
 
@@ -34,6 +36,9 @@ export function createMcpServer(): McpServer {
     jsonSchemaValidator,
   });
   for (const register of tools) register(server);
+  // McpServer advertises listChanged on the first registerTool; a stateless server has no
+  // stream to send notifications/tools/list_changed on, so it must not promise them.
+  server.server.registerCapabilities({ tools: { listChanged: false } });
   return server;
 }
 
@@ -55,7 +60,7 @@ export function createMcpHandler(options: {
   return async (request, config) => {
     const origin = request.headers.get("origin");
     // MCP transports §Security: a present Origin that is not ours is refused (DNS rebinding).
-    if (origin !== null && !isAllowedOrigin(origin, request, config.mcp.allowedOrigins)) {
+    if (origin !== null && !isAllowedOrigin(origin, request, config)) {
       return jsonRpcError(403, -32000, "Forbidden: this Origin may not call the MCP endpoint");
     }
     if (request.method === "OPTIONS" && origin !== null) {
@@ -92,27 +97,95 @@ async function serve(
   createServer: () => McpServer,
   authInfo: AuthInfo | undefined,
 ): Promise<Response> {
+  const streamed = await isToolCall(request, config.mcp.maxBodyBytes);
   const server = createServer();
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
-    enableJsonResponse: true,
+    // A tool may send log messages and progress while it runs; those travel only on an SSE
+    // response, which ends with the tool's result (no stream outlives the request). Everything
+    // else is answered as one JSON object.
+    enableJsonResponse: !streamed,
     maxRequestBodySize: config.mcp.maxBodyBytes,
   });
+  const close = () => {
+    void server.close().catch(() => {});
+  };
   try {
     await server.connect(transport);
-    // In JSON mode the promise settles once every response is complete, so closing right
-    // after cannot cut a response short.
-    return await transport.handleRequest(request, { authInfo });
+    const response = await transport.handleRequest(request, { authInfo });
+    if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
+      close();
+      return response;
+    }
+    // The server must live until the stream has carried the result, and no longer.
+    return new Response(closingWhenDone(response.body, close), {
+      status: response.status,
+      headers: response.headers,
+    });
   } catch (error) {
+    close();
     console.error("mcp: unexpected error", error instanceof Error ? error.name : typeof error);
     return jsonRpcError(500, -32603, "Internal error");
-  } finally {
-    await server.close().catch(() => {});
   }
 }
 
-function isAllowedOrigin(origin: string, request: Request, allowed: readonly string[]): boolean {
-  return origin === new URL(request.url).origin || allowed.includes(origin);
+/** A pass-through of `body` that calls `done` once, when it ends or its reader goes away. */
+function closingWhenDone(body: ReadableStream<Uint8Array>, done: () => void) {
+  const reader = body.getReader();
+  let finished = false;
+  const finish = () => {
+    if (!finished) {
+      finished = true;
+      done();
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { value, done: ended } = await reader.read();
+        if (ended) {
+          controller.close();
+          finish();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (error) {
+        controller.error(error);
+        finish();
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason).catch(() => {});
+      finish();
+    },
+  });
+}
+
+/**
+ * Whether the request is a single tools/call, read from a copy of the body (the transport reads
+ * the original, with its own size limit and error answers).
+ */
+async function isToolCall(request: Request, maxBytes: number): Promise<boolean> {
+  if (request.method !== "POST" || !request.body) return false;
+  try {
+    const body = await readRequestBody(request.clone(), maxBytes);
+    if (body.tooLarge) return false;
+    const message = JSON.parse(body.text) as { method?: unknown };
+    return !Array.isArray(message) && message?.method === "tools/call";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Our own origin is the deployment's public one (PUBLIC_URL, or a host it answers as), never
+ * simply the request's: under DNS rebinding `Host` and `Origin` name the attacker's domain alike.
+ */
+function isAllowedOrigin(origin: string, request: Request, config: Config): boolean {
+  return (
+    origin === resolvePublicUrls(request, config)?.origin ||
+    config.mcp.allowedOrigins.includes(origin)
+  );
 }
 
 function jsonRpcError(

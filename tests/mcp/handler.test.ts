@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
 import { describe, expect, it } from "vitest";
-import { handleMcpRequest } from "../../lib/mcp/handler.js";
+import { createMcpHandler, handleMcpRequest } from "../../lib/mcp/handler.js";
 import { testAccessToken, testConfig } from "../fixtures/config.js";
+import { readJsonRpc, sseMessages } from "../fixtures/jsonrpc.js";
 
 const ENDPOINT = "http://localhost:3000/mcp";
 const config = testConfig({
@@ -32,7 +34,7 @@ function rpc(method: string, params: unknown = {}, id: number | string = 1) {
 
 async function call(body: unknown, headers?: Record<string, string>) {
   const response = await handleMcpRequest(post(body, headers), config);
-  return { response, json: (await response.json()) as Record<string, any> };
+  return { response, json: await readJsonRpc(response) };
 }
 
 async function callTool(name: string, args: Record<string, unknown>, id: number | string = 1) {
@@ -283,5 +285,77 @@ describe("/mcp HTTP rules", () => {
     expect(response.status).toBe(204);
     expect(response.headers.get("access-control-allow-methods")).toBe("POST");
     expect(response.headers.get("access-control-allow-headers")).toMatch(/Authorization/);
+  });
+});
+
+describe("/mcp streaming and capabilities", () => {
+  it("answers tools/call as an SSE stream that ends with the result; other methods as JSON", async () => {
+    const toolCall = await handleMcpRequest(
+      post(rpc("tools/call", { name: "hash_text", arguments: { text: "abc" } })),
+      config,
+    );
+    expect(toolCall.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const messages = sseMessages(await toolCall.text());
+    expect(messages.at(-1)?.result.content[0].text).toMatch(/^ba7816bf/);
+    const list = await handleMcpRequest(post(rpc("tools/list")), config);
+    expect(list.headers.get("content-type")).toMatch(/^application\/json/);
+  });
+
+  it("carries a tool's progress and log messages before its result", async () => {
+    const handler = createMcpHandler({
+      authenticate: async () => ({ ok: true }),
+      createServer: () => {
+        const server = new McpServer(
+          { name: "progress-test", version: "1" },
+          { capabilities: { logging: {} } },
+        );
+        server.registerTool("slow", { inputSchema: {} }, async (_args, extra) => {
+          const progressToken = extra._meta?.progressToken;
+          if (progressToken !== undefined) {
+            await extra.sendNotification({
+              method: "notifications/progress",
+              params: { progressToken, progress: 1, total: 2 },
+            });
+          }
+          // Request-related: sent on this request's stream (server.sendLoggingMessage is not).
+          await extra.sendNotification({
+            method: "notifications/message",
+            params: { level: "info", data: "halfway" },
+          });
+          return { content: [{ type: "text", text: "done" }] };
+        });
+        return server;
+      },
+    });
+    const response = await handler(
+      post(rpc("tools/call", { name: "slow", arguments: {}, _meta: { progressToken: "p1" } })),
+      config,
+    );
+    const messages = sseMessages(await response.text());
+    expect(messages.map((m) => m.method ?? "result")).toEqual([
+      "notifications/progress",
+      "notifications/message",
+      "result",
+    ]);
+  });
+
+  it("does not promise tools/list_changed notifications it cannot send", async () => {
+    const { json } = await call(
+      rpc("initialize", {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: "t", version: "1" },
+      }),
+    );
+    expect(json.result.capabilities.tools.listChanged).toBe(false);
+  });
+
+  it("refuses a DNS-rebinding request whose Host and Origin both name the attacker", async () => {
+    const rebinding = new Request("http://evil.example:3000/mcp", {
+      method: "POST",
+      headers: { ...JSON_HEADERS, origin: "http://evil.example:3000" },
+      body: JSON.stringify(rpc("tools/list")),
+    });
+    expect((await handleMcpRequest(rebinding, config)).status).toBe(403);
   });
 });

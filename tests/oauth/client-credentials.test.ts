@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomToken, sha256 } from "../../lib/crypto/random.js";
+import { readJsonRpc } from "../fixtures/jsonrpc.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 /** Pre-registered clients (OAUTH_STATIC_CLIENTS) and the client_credentials grant. */
@@ -44,7 +45,7 @@ async function callTool(token: string, name: string) {
       params: { name, arguments: {} },
     }),
   });
-  return ((await response.json()) as { result: Record<string, any> }).result;
+  return (await readJsonRpc(response)).result as Record<string, any>;
 }
 
 describe("client_credentials", () => {

@@ -3,6 +3,7 @@ import { loadConfig } from "../../lib/config.js";
 import { getUpstreamAccessToken } from "../../lib/mcp/upstream-token.js";
 import { testEnv } from "../fixtures/config.js";
 import { type GitHubStandIn, startGitHubStandIn } from "../fixtures/github-standin.js";
+import { readJsonRpc } from "../fixtures/jsonrpc.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 /**
@@ -41,8 +42,7 @@ async function whoami(h: Harness, accessToken: string) {
       params: { name: "whoami", arguments: {} },
     }),
   });
-  return ((await response.json()) as { result: { structuredContent: Record<string, unknown> } })
-    .result.structuredContent;
+  return (await readJsonRpc(response)).result.structuredContent as Record<string, unknown>;
 }
 
 /** The upstream authorization URL our server sent the browser to. */
