@@ -1,0 +1,257 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { type ColdStartReport, measureColdStarts } from "./cold-start.js";
+import { projectDir } from "./import-graph.js";
+import { type LoginFlowReport, measureLoginFlow } from "./login-flow.js";
+import { measureMcpThroughput, type ThroughputReport } from "./mcp-throughput.js";
+import { measureRoundTrips, type RoundTripReport } from "./round-trips.js";
+import { table } from "./stats.js";
+
+/**
+ * `npm run bench`: the performance figures of docs/performance.md, on this machine, in one run.
+ * Loopback only, every part bounded (fixed counts and time limits). Prints the tables and writes
+ * them as JSON (default test-results/bench.json; `--json=<path>`). `--quick` for a short smoke
+ * run, `--only=mcp,cold,trips,login` for some parts. Exits non-zero when a structural budget
+ * fails (import rules, /mcp store round trips, failed requests); timing budgets are reported.
+ */
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const only = args
+  .find((a) => a.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",");
+const jsonPath = resolve(
+  args.find((a) => a.startsWith("--json="))?.slice("--json=".length) ??
+    join(projectDir, "test-results", "bench.json"),
+);
+const wanted = (part: string) => !only || only.includes(part);
+
+const MCP_TARGET = 1.5;
+const started = performance.now();
+const report: {
+  generatedAt: string;
+  machine: Record<string, unknown>;
+  settings: Record<string, unknown>;
+  mcp?: ThroughputReport[];
+  coldStart?: ColdStartReport;
+  roundTrips?: RoundTripReport;
+  loginFlow?: LoginFlowReport;
+  budgets: Array<{ budget: string; value: string; ok: boolean; structural: boolean }>;
+  seconds?: number;
+} = {
+  generatedAt: new Date().toISOString(),
+  machine: {
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryGB: Math.round(totalmem() / 2 ** 30),
+  },
+  settings: { quick },
+  budgets: [],
+};
+const budget = (name: string, value: string, ok: boolean, structural: boolean) =>
+  report.budgets.push({ budget: name, value, ok, structural });
+const section = (title: string) => console.log(`\n## ${title}\n`);
+
+console.log(
+  `# npm run bench: ${report.machine.cpus} CPUs (${report.machine.cpuModel}), Node ${process.version}${quick ? ", --quick" : ""}`,
+);
+
+if (wanted("mcp")) {
+  const settings = {
+    concurrencies: [1, 32],
+    rounds: quick ? 2 : 10,
+    requests: (c: number) => (c === 1 ? (quick ? 100 : 150) : quick ? 300 : 500),
+    roundTimeoutMs: 10_000,
+    warmupRequests: quick ? 50 : 200,
+  };
+  report.settings.mcp = {
+    ...settings,
+    requests: { 1: settings.requests(1), 32: settings.requests(32) },
+  };
+  report.mcp = [];
+  for (const mode of ["in-process", "http"] as const) {
+    const result = await measureMcpThroughput({ ...settings, mode });
+    report.mcp.push(result);
+    section(`1. /mcp ${result.tool}, ${mode}`);
+    console.log(`${result.transport}.`);
+    console.log(
+      `${settings.rounds} alternating rounds per concurrency, ${settings.requests(1)} / ${settings.requests(32)} requests per round at 1 / 32 connections (at most ${settings.roundTimeoutMs / 1000} s each).\n`,
+    );
+    console.log(
+      table(
+        ["variant", "conn", "requests", "errors", "req/s", "p50 ms", "p99 ms", "CPU ms/req"],
+        result.figures.map((f) => [
+          f.label,
+          f.concurrency,
+          f.requests,
+          f.errors,
+          f.rps,
+          f.p50Ms,
+          f.p99Ms,
+          f.cpuMsPerRequest,
+        ]),
+      ),
+    );
+    console.log("");
+    console.log(
+      table(
+        [
+          "(b)/(a)",
+          "conn",
+          "throughput ratio",
+          "per round: median",
+          "min",
+          "max",
+          "CPU/request ratio",
+        ],
+        result.ratios.map((r) => [
+          "ours as deployed / SDK",
+          r.concurrency,
+          r.ratio,
+          r.roundMedian,
+          r.roundMin,
+          r.roundMax,
+          r.cpuRatio,
+        ]),
+      ),
+    );
+    console.log("");
+    console.log(
+      table(
+        ["gain of", "conn", "throughput x"],
+        result.gains.map((g) => [g.what, g.concurrency, g.ratio]),
+      ),
+    );
+    const at32 = result.ratios.find((r) => r.concurrency === 32);
+    if (at32) {
+      budget(
+        `/mcp (b)/(a) at 32 connections >= ${MCP_TARGET} (${mode})`,
+        `${at32.ratio}`,
+        at32.ratio >= MCP_TARGET,
+        false,
+      );
+    }
+    const errors = result.figures.reduce((s, f) => s + f.errors, 0);
+    budget(
+      `/mcp benchmark requests all answered correctly (${mode})`,
+      `${errors} errors`,
+      errors === 0,
+      true,
+    );
+  }
+}
+
+if (wanted("cold")) {
+  const result = await measureColdStarts({ runs: quick ? 3 : 9 });
+  report.coldStart = result;
+  section("2. Cold start proxies per function");
+  console.log(
+    `${result.method}; ${result.runs} runs; an empty \`node -e ""\` takes ${result.emptyProcessMs} ms.\n`,
+  );
+  console.log(
+    table(
+      [
+        "function",
+        "modules",
+        "source KB",
+        "import ms",
+        "process ms",
+        "bundle KB",
+        "bundled import ms",
+        "bundled process ms",
+        "x fastest of group",
+      ],
+      result.rows.map((r) => [
+        r.route,
+        r.modules,
+        r.sourceKB,
+        r.importMs,
+        r.processMs,
+        r.bundleKB,
+        r.bundledImportMs,
+        r.bundledProcessMs,
+        r.groupRatio,
+      ]),
+    ),
+  );
+  console.log("\nGroups (same npm packages at cold start):");
+  for (const group of [...new Set(result.rows.map((r) => r.group))]) {
+    const members = result.rows.filter((r) => r.group === group).map((r) => r.route);
+    console.log(`  [${group}]: ${members.join(", ")}`);
+  }
+  const mcpGraph = result.graphs.find((g) => g.entry === "api/mcp.ts");
+  if (mcpGraph) {
+    const lazy = mcpGraph.packages.filter((p) => !mcpGraph.staticPackages.includes(p));
+    console.log(
+      `  /api/mcp loads lazily (on first use of a tool): ${lazy.join(", ") || "nothing"}`,
+    );
+  }
+  for (const rule of result.rules) {
+    budget(`${rule.entry} ${rule.rule}`, rule.ok ? "ok" : rule.found.join(", "), rule.ok, true);
+  }
+  for (const row of result.rows) {
+    budget(
+      `${row.route} import within ${result.budgetRatio}x of the fastest of its group`,
+      `${row.groupRatio}x (${row.importMs} / ${row.groupFastestMs} ms)`,
+      row.withinBudget,
+      false,
+    );
+  }
+}
+
+if (wanted("trips")) {
+  const result = await measureRoundTrips();
+  report.roundTrips = result;
+  section("3. Store round trips (instrumented store; each is one Upstash request)");
+  console.log(
+    table(
+      ["step", "request", "calls", "operations"],
+      result.steps.map((s) => [s.step, s.request, s.calls, s.ops.join(", ") || "-"]),
+    ),
+  );
+  console.log(
+    `\nComplete login (discovery to first tool call): ${result.login.requests} requests, ${result.login.calls} store calls.`,
+  );
+  console.log(
+    `/mcp under load: ${result.mcp.requests} requests (${Object.entries(result.mcp.statuses)
+      .map(([s, n]) => `${n}x ${s}`)
+      .join(", ")}), ${result.mcp.calls} store calls.`,
+  );
+  budget(
+    "/mcp store round trips",
+    `${result.mcp.calls} in ${result.mcp.requests} requests`,
+    result.mcp.calls === 0,
+    true,
+  );
+}
+
+if (wanted("login")) {
+  const result = await measureLoginFlow({ runs: quick ? 3 : 7 });
+  report.loginFlow = result;
+  section("4. Complete login with the SDK client against the local runner (in-memory store)");
+  console.log(
+    `${result.runs} runs after a warm-up: median ${result.medianMs} ms (min ${result.minMs}, max ${result.maxMs}); ` +
+      `${result.requests.total} HTTP round trips (${result.requests.ours} to us, ${result.requests.provider} to the identity provider):`,
+  );
+  for (const step of result.sequence) console.log(`  ${step}`);
+}
+
+section("Budgets");
+console.log(
+  table(
+    ["budget", "value", "result"],
+    report.budgets.map((b) => [
+      b.budget,
+      b.value,
+      `${b.ok ? "ok" : "FAIL"}${b.structural ? "" : " (timing)"}`,
+    ]),
+  ),
+);
+report.seconds = Math.round((performance.now() - started) / 1000);
+mkdirSync(dirname(jsonPath), { recursive: true });
+writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
+console.log(`\nFinished in ${report.seconds} s; JSON written to ${jsonPath}`);
+if (report.budgets.some((b) => b.structural && !b.ok)) process.exitCode = 1;
