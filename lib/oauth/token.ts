@@ -119,6 +119,11 @@ async function authorizationCodeGrant(
   if (code.clientId !== client.client_id) {
     return failWith(invalidGrant("The code was issued to another client"));
   }
+  // Our issuer follows the host (localhost vs 127.0.0.1, preview vs production): a code from one
+  // origin redeemed at another would mint a token no /mcp accepts.
+  if (!urls.resourceAliases.includes(code.resource)) {
+    return failWith(invalidGrant("The code was issued at another address of this server"));
+  }
   // RFC 6749 §4.1.3: required and identical when the authorization request carried one.
   const redirectMismatch = code.redirectUriSent
     ? form.redirect_uri !== code.redirectUri
@@ -171,6 +176,9 @@ async function refreshTokenGrant(
       case "replayed-in-grace":
         return result.tokens;
       case "rotated": {
+        if (!urls.resourceAliases.includes(result.grant.resource)) {
+          throw invalidGrant("The refresh token was issued at another address of this server");
+        }
         const scope = downscope(form.scope, result.grant.scope);
         if (
           form.resource !== undefined &&

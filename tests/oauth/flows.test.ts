@@ -178,6 +178,28 @@ describe("authorization code with PKCE", () => {
     expect(result.body.error).toBe("invalid_target");
   });
 
+  it("refuses a code redeemed at another address of the server (127.0.0.1 vs localhost)", async () => {
+    const { code, verifier } = await h.login(client);
+    const { handleToken } = await import("../../lib/oauth/token.js");
+    const response = await handleToken(
+      new Request("http://127.0.0.1:3000/token", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "authorization_code",
+          code,
+          code_verifier: verifier,
+          redirect_uri: CLIENT_REDIRECT,
+          client_id: client.client_id,
+        }).toString(),
+      }),
+      h.config,
+      h.deps,
+    );
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toBe("invalid_grant");
+  });
+
   it("defaults an absent resource to our /mcp", async () => {
     const { code, verifier } = await h.login(client, { resource: undefined });
     const result = await exchange(code, verifier);
