@@ -1,7 +1,11 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { readRequestBody } from "@modelcontextprotocol/sdk/server/requestBody.js";
+import {
+  readRequestBody,
+  requestBodyTooLargeMessage,
+} from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { isJsonContentType } from "@modelcontextprotocol/sdk/shared/mediaType.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
@@ -97,7 +101,9 @@ async function serve(
   createServer: () => McpServer,
   authInfo: AuthInfo | undefined,
 ): Promise<Response> {
-  const streamed = await isToolCall(request, config.mcp.maxBodyBytes);
+  const body = await readJsonRpcBody(request, config.mcp.maxBodyBytes);
+  if (body.kind === "error") return body.response;
+  const streamed = body.kind === "parsed" && isToolCall(body.message);
   const server = createServer();
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
@@ -112,7 +118,10 @@ async function serve(
   };
   try {
     await server.connect(transport);
-    const response = await transport.handleRequest(request, { authInfo });
+    const response = await transport.handleRequest(
+      request,
+      body.kind === "parsed" ? { authInfo, parsedBody: body.message } : { authInfo },
+    );
     if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
       close();
       return response;
@@ -162,19 +171,44 @@ function closingWhenDone(body: ReadableStream<Uint8Array>, done: () => void) {
 }
 
 /**
- * Whether the request is a single tools/call, read from a copy of the body (the transport reads
- * the original, with its own size limit and error answers).
+ * Reads and parses the JSON-RPC body once, so the answer's form (SSE for tools/call) can be
+ * chosen before the transport runs, and the transport gets the parsed body instead of reading it
+ * again. A request the transport refuses on its headers alone (Accept: 406, Content-Type: 415)
+ * is passed through unread, so it answers exactly as before; the size limit and the parse error
+ * answer as the transport would.
  */
-async function isToolCall(request: Request, maxBytes: number): Promise<boolean> {
-  if (request.method !== "POST" || !request.body) return false;
-  try {
-    const body = await readRequestBody(request.clone(), maxBytes);
-    if (body.tooLarge) return false;
-    const message = JSON.parse(body.text) as { method?: unknown };
-    return !Array.isArray(message) && message?.method === "tools/call";
-  } catch {
-    return false;
+async function readJsonRpcBody(
+  request: Request,
+  maxBytes: number,
+): Promise<
+  { kind: "parsed"; message: unknown } | { kind: "unread" } | { kind: "error"; response: Response }
+> {
+  const accept = request.headers.get("accept") ?? "";
+  const acceptable = accept.includes("application/json") && accept.includes("text/event-stream");
+  if (!acceptable || !isJsonContentType(request.headers.get("content-type"))) {
+    return { kind: "unread" };
   }
+  const body = await readRequestBody(request, maxBytes);
+  if (body.tooLarge) {
+    return {
+      kind: "error",
+      response: jsonRpcError(413, -32000, requestBodyTooLargeMessage(maxBytes)),
+    };
+  }
+  try {
+    return { kind: "parsed", message: JSON.parse(body.text) as unknown };
+  } catch {
+    return { kind: "error", response: jsonRpcError(400, -32700, "Parse error: Invalid JSON") };
+  }
+}
+
+function isToolCall(message: unknown): boolean {
+  return (
+    typeof message === "object" &&
+    message !== null &&
+    !Array.isArray(message) &&
+    (message as { method?: unknown }).method === "tools/call"
+  );
 }
 
 /**
