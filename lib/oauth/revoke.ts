@@ -4,16 +4,11 @@ import { readForm } from "../http/body.js";
 import { verifyAccessToken } from "./access-token.js";
 import { authenticateClient } from "./clients.js";
 import type { OAuthDeps } from "./deps.js";
-import { OAuthError, oauthJson, toOAuthErrorResponse } from "./errors.js";
+import { postEndpoint } from "./endpoint.js";
+import { NO_STORE, OAuthError } from "./errors.js";
 import { readGrant, refreshKey, revokeGrant } from "./grants.js";
-import { misdirected, resolvePublicUrls } from "./origin.js";
+import type { PublicUrls } from "./origin.js";
 import { revokeUpstreamQuietly } from "./token.js";
-
-const CORS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Methods": "POST, OPTIONS",
-  "Access-Control-Allow-Headers": "Authorization, Content-Type",
-};
 
 /**
  * `/revoke` (RFC 7009). Revoking either token ends the whole grant (the user's session with
@@ -29,18 +24,11 @@ export async function handleRevoke(
   config: Config,
   deps: OAuthDeps,
 ): Promise<Response> {
-  const urls = resolvePublicUrls(request, config);
-  if (!urls) return misdirected();
-  if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
-  let response: Response;
-  try {
-    if (request.method !== "POST") {
-      throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
-    }
+  return postEndpoint(request, config, async (urls) => {
     const form = await readForm(request);
     const client = await authenticateClient(request, form, deps);
     if (!form.token) throw new OAuthError("invalid_request", "token is required");
-    const grantId = await findGrantId(form.token, form.token_type_hint);
+    const grantId = await findGrantId(form.token, form.token_type_hint, urls);
     if (grantId) {
       const found = await readGrant(deps.store, grantId);
       if (found && found.grant.clientId === client.client_id) {
@@ -48,18 +36,16 @@ export async function handleRevoke(
         await revokeUpstreamQuietly(found.grant, config, deps);
       }
     }
-    response = oauthJson({});
-    response = new Response(null, { status: 200, headers: response.headers });
-  } catch (error) {
-    response = toOAuthErrorResponse(error);
-  }
-  for (const [k, v] of Object.entries(CORS)) response.headers.set(k, v);
-  return response;
+    return new Response(null, { status: 200, headers: NO_STORE });
+  });
 
-  async function findGrantId(token: string, hint: string | undefined): Promise<string | null> {
+  async function findGrantId(
+    token: string,
+    hint: string | undefined,
+    urls: PublicUrls,
+  ): Promise<string | null> {
     const asRefresh = () => deps.store.get(refreshKey(sha256(token)));
     const asAccess = async () => {
-      if (!urls) return null;
       try {
         return (await verifyAccessToken(token, config, urls, { allowExpired: true })).gid ?? null;
       } catch {

@@ -5,7 +5,8 @@ import { readForm } from "../http/body.js";
 import { issueAccessToken } from "./access-token.js";
 import { authenticateClient, type ClientRecord, touchClient } from "./clients.js";
 import type { OAuthDeps } from "./deps.js";
-import { OAuthError, oauthJson, toOAuthErrorResponse } from "./errors.js";
+import { postEndpoint } from "./endpoint.js";
+import { OAuthError, oauthJson } from "./errors.js";
 import {
   decryptUpstreamTokens,
   type GrantRecord,
@@ -15,17 +16,11 @@ import {
   revokeGrantById,
   rotateRefreshToken,
 } from "./grants.js";
-import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
+import type { PublicUrls } from "./origin.js";
 import { DEFAULT_SCOPES, parseScope } from "./scopes.js";
 
 /** RFC 7636 §4.1: 43-128 characters of the unreserved set. */
 const CODE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
-
-const CORS = {
-  "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Methods": "POST, OPTIONS",
-  "Access-Control-Allow-Headers": "Authorization, Content-Type",
-};
 
 /** `/token` (RFC 6749 §3.2, OAuth 2.1 §3.2): authorization_code and refresh_token grants. */
 export async function handleToken(
@@ -33,23 +28,11 @@ export async function handleToken(
   config: Config,
   deps: OAuthDeps,
 ): Promise<Response> {
-  const urls = resolvePublicUrls(request, config);
-  if (!urls) return misdirected();
-  if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
-  let response: Response;
-  try {
-    if (request.method !== "POST") {
-      throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
-    }
+  return postEndpoint(request, config, async (urls) => {
     const form = await readForm(request);
     const client = await authenticateClient(request, form, deps);
-    const tokens = await grant(form, client, urls, config, deps);
-    response = oauthJson(tokens);
-  } catch (error) {
-    response = toOAuthErrorResponse(error);
-  }
-  for (const [k, v] of Object.entries(CORS)) response.headers.set(k, v);
-  return response;
+    return oauthJson(await grant(form, client, urls, config, deps));
+  });
 }
 
 async function grant(
