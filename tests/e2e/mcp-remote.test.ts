@@ -57,8 +57,15 @@ function runMcpRemote(
     let stderr = "";
     const timer = setTimeout(() => {
       child.kill();
-      reject(new Error(`mcp-remote timed out:\n${stderr.slice(-2000)}`));
-    }, 45_000);
+      const driverLog = env.DRIVER_LOG ? `${env.DRIVER_LOG}.err` : "";
+      const driverErrors =
+        driverLog && existsSync(driverLog) ? readFileSync(driverLog, "utf8") : "";
+      reject(
+        new Error(
+          `mcp-remote timed out:\n${stderr.slice(-1500)}\nbrowser driver:\n${driverErrors.slice(-1500)}`,
+        ),
+      );
+    }, 90_000);
     const send = (message: unknown) => child.stdin.write(`${JSON.stringify(message)}\n`);
     child.stderr.on("data", (chunk: Buffer) => {
       stderr += chunk.toString();
@@ -106,7 +113,7 @@ function runMcpRemote(
   });
 }
 
-describe("mcp-remote --transport http-only against the local runner", { timeout: 60_000 }, () => {
+describe("mcp-remote --transport http-only against the local runner", { timeout: 120_000 }, () => {
   let runner: Awaited<ReturnType<typeof startRunner>>;
   let configDir: string;
   let driverLog: string;

@@ -1,18 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret, generateSigningJwk } from "../../lib/crypto/keys.js";
 import { freePort } from "../fixtures/redis-server.js";
+import { installVercelCli } from "../fixtures/vercel-cli.js";
 
 /**
  * The routing Vercel itself applies: `vercel dev --local` (the pinned CLI, offline, no login)
@@ -20,34 +13,6 @@ import { freePort } from "../fixtures/redis-server.js";
  * local runner reads the same vercel.json; this proves Vercel reads it the same way.
  */
 const projectDir = join(import.meta.dirname, "..", "..");
-
-/**
- * The Vercel CLI, pinned, installed on first use into node_modules/.cache. It is not a
- * devDependency because its lockfile entries name per-platform packages the registry does not
- * serve for 64.0.2, which makes `npm ci` fail everywhere; `npm install` skips them. 64.x needs
- * the `sandbox` override to install (REQUIREMENTS §8).
- */
-const VERCEL_VERSION = "64.0.2";
-const cliDir = join(projectDir, "node_modules", ".cache", `vercel-cli-${VERCEL_VERSION}`);
-const vercelBin = join(cliDir, "node_modules", "vercel", "dist", "vc.js");
-
-function installVercelCli() {
-  if (existsSync(vercelBin)) return;
-  mkdirSync(cliDir, { recursive: true });
-  writeFileSync(
-    join(cliDir, "package.json"),
-    JSON.stringify({
-      private: true,
-      dependencies: { vercel: VERCEL_VERSION },
-      overrides: { sandbox: "4.5.0" },
-    }),
-  );
-  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], {
-    cwd: cliDir,
-    stdio: "ignore",
-    timeout: 240_000,
-  });
-}
 
 async function waitForReady(child: ChildProcess, output: () => string) {
   const started = Date.now();
@@ -68,7 +33,7 @@ describe("vercel dev --local serves every public path from its function", {
   let output = "";
 
   beforeAll(async () => {
-    installVercelCli();
+    const vercelBin = installVercelCli();
     // A copy, so vercel dev's .vercel/ folder never lands in the working tree.
     copy = mkdtempSync(join(tmpdir(), "vercel-dev-"));
     for (const entry of ["api", "lib", "vercel.json", "package.json", "tsconfig.json"]) {
