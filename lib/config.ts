@@ -70,6 +70,11 @@ export interface UpstreamConfig {
   scopes: string[];
   /** Extra parameters of the upstream authorization request (Auth0 `audience`, Google `access_type`). */
   authorizationParams: Record<string, string>;
+  /**
+   * Auth0 without UPSTREAM_CLIENT_ID: the redirect URI under which the deployment registers ONE
+   * client for itself at the tenant (dynamic registration), once, and keeps it in the store.
+   */
+  registerClientFor?: string;
   /** Timeout of every call to the upstream provider. */
   timeoutMs: number;
   /** True when the issuer is the development provider `npm run dev` embeds. */
@@ -494,6 +499,8 @@ export type UpstreamEnv = Pick<
   | "UPSTREAM_AUDIENCE"
   | "UPSTREAM_GITHUB_URL"
   | "UPSTREAM_GITHUB_API_URL"
+  | "PUBLIC_URL"
+  | "OAUTH_CALLBACK_URL"
 >;
 
 /**

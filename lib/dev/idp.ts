@@ -12,6 +12,8 @@ import { escapeHtml, layout, PAGE_HEADERS } from "../oauth/pages.js";
  */
 export interface DevIdentityProvider {
   issuer: string;
+  /** Clients created by dynamic registration so far. */
+  registrations(): number;
   clientId: string;
   clientSecret: string;
   close(): Promise<void>;
@@ -25,6 +27,8 @@ export interface DevIdentityProviderOptions {
   accessTokenTtl?: number;
   /** Whether the token endpoint issues refresh tokens (a provider without them exists too). */
   issueRefreshTokens?: boolean;
+  /** Open dynamic client registration (as an Auth0 tenant can allow). */
+  registration?: boolean;
 }
 
 export async function startDevIdentityProvider(
@@ -74,8 +78,14 @@ export async function startDevIdentityProvider(
       devInteractions: { enabled: false },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      registration: { enabled: options.registration ?? false },
     },
     pkce: { required: () => true },
+    // Our one signing key is EC; clients registered dynamically must not default to RS256.
+    clientDefaults: {
+      id_token_signed_response_alg: "ES256",
+      grant_types: ["authorization_code", "refresh_token"],
+    },
     // Claims in the id_token too, so one verified token identifies the user.
     conformIdTokenClaims: false,
     issueRefreshToken: async (_ctx, client) =>
@@ -99,6 +109,10 @@ export async function startDevIdentityProvider(
     },
   };
   const provider = new Provider(issuer, configuration);
+  let registrations = 0;
+  provider.on("registration_create.success", () => {
+    registrations++;
+  });
   const callback = provider.callback();
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -161,6 +175,7 @@ export async function startDevIdentityProvider(
 
   return {
     issuer,
+    registrations: () => registrations,
     clientId,
     clientSecret,
     close: async () => {

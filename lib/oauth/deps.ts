@@ -25,12 +25,16 @@ export function staticClientMap(config: Config): ReadonlyMap<string, ClientRecor
 let instance: OAuthDeps | undefined;
 
 export function oauthDeps(config: Config): OAuthDeps {
-  instance ??= {
-    store: getStore(),
-    upstream: createUpstream(config.upstream),
-    secrets: createSecrets(config.oauth.secret),
-    cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
-    staticClients: staticClientMap(config),
-  };
+  if (!instance) {
+    const store = getStore();
+    const secrets = createSecrets(config.oauth.secret);
+    instance = {
+      store,
+      upstream: createUpstream(config.upstream, { store, secrets }),
+      secrets,
+      cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
+      staticClients: staticClientMap(config),
+    };
+  }
   return instance;
 }

@@ -7,11 +7,21 @@ import { scopesFrom, type UpstreamPreset } from "./preset.js";
  */
 export const auth0Preset: UpstreamPreset = (env, missing) => {
   if (!env.UPSTREAM_AUTH0_DOMAIN && !env.UPSTREAM_ISSUER) missing("UPSTREAM_AUTH0_DOMAIN");
-  if (!env.UPSTREAM_CLIENT_ID) missing("UPSTREAM_CLIENT_ID");
-  if (!env.UPSTREAM_CLIENT_SECRET) {
+  // Without a client id, the deployment registers one client for itself (the tenant must allow
+  // dynamic registration); it needs to know the one callback to register.
+  const callback =
+    env.OAUTH_CALLBACK_URL ?? (env.PUBLIC_URL ? `${env.PUBLIC_URL}/callback` : undefined);
+  if (!env.UPSTREAM_CLIENT_ID && !callback) {
+    missing(
+      "UPSTREAM_CLIENT_ID",
+      " (or set PUBLIC_URL or OAUTH_CALLBACK_URL, and the deployment registers one client at Auth0 by dynamic registration)",
+    );
+  }
+  if (env.UPSTREAM_CLIENT_ID && !env.UPSTREAM_CLIENT_SECRET) {
     missing("UPSTREAM_CLIENT_SECRET", " for the auth0 preset (a Regular Web Application)");
   }
   return {
+    ...(env.UPSTREAM_CLIENT_ID ? {} : { registerClientFor: callback }),
     provider: "auth0",
     issuer: env.UPSTREAM_ISSUER ?? `https://${env.UPSTREAM_AUTH0_DOMAIN}/`,
     clientId: env.UPSTREAM_CLIENT_ID ?? "",

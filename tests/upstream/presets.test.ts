@@ -190,3 +190,80 @@ describe("github preset (stand-in)", () => {
     expect(standIn.revokedTokens.size).toBe(1);
   });
 });
+
+describe("auth0 without a client id: one self-registered client per deployment", () => {
+  it("registers once at the tenant, keeps it encrypted, and logs users in with it", async () => {
+    const h = await startOAuthHarness({
+      upstreamRegistration: true,
+      env: {
+        UPSTREAM_PROVIDER: "auth0",
+        UPSTREAM_CLIENT_ID: "",
+        UPSTREAM_CLIENT_SECRET: "",
+        PUBLIC_URL: ORIGIN,
+      },
+    });
+    harnesses.push(h);
+    expect(h.config.upstream.registerClientFor).toBe(`${ORIGIN}/callback`);
+    // Several logins (and several "instances" over the same store) register one client.
+    const first = await h.tokens(await h.register());
+    const second = await h.tokens(await h.register());
+    expect(await whoami(h, first.access_token)).toMatchObject({ subject: "alice" });
+    expect(second.access_token).toBeTruthy();
+    const { createUpstream } = await import("../../lib/upstream/index.js");
+    const anotherInstance = createUpstream(h.config.upstream, {
+      store: h.store,
+      secrets: h.deps.secrets,
+    });
+    await anotherInstance.authorizationUrl({
+      redirectUri: `${ORIGIN}/callback`,
+      state: "s",
+      codeChallenge: "c".repeat(43),
+      nonce: "n",
+    });
+    expect(h.idp.registrations()).toBe(1);
+    const sealed = (await h.store.get("upstream-client")) ?? "";
+    expect(sealed).toMatch(/^v1\./);
+    expect(sealed).not.toContain("client_secret");
+  });
+
+  it("registers exactly once when 10 instances start at the same time", async () => {
+    const h = await startOAuthHarness({
+      upstreamRegistration: true,
+      env: {
+        UPSTREAM_PROVIDER: "auth0",
+        UPSTREAM_CLIENT_ID: "",
+        UPSTREAM_CLIENT_SECRET: "",
+        PUBLIC_URL: ORIGIN,
+      },
+    });
+    harnesses.push(h);
+    const { createUpstream } = await import("../../lib/upstream/index.js");
+    const urls = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        createUpstream(h.config.upstream, {
+          store: h.store,
+          secrets: h.deps.secrets,
+        }).authorizationUrl({
+          redirectUri: `${ORIGIN}/callback`,
+          state: "s",
+          codeChallenge: "c".repeat(43),
+          nonce: "n",
+        }),
+      ),
+    );
+    expect(new Set(urls.map((u) => new URL(u).searchParams.get("client_id"))).size).toBe(1);
+    expect(h.idp.registrations()).toBe(1);
+  });
+
+  it("says what to set when it can neither use a client id nor register one", () => {
+    expect(() =>
+      loadConfig({
+        ...testEnv(),
+        UPSTREAM_PROVIDER: "auth0",
+        UPSTREAM_AUTH0_DOMAIN: "t.eu.auth0.com",
+        UPSTREAM_ISSUER: "",
+        UPSTREAM_CLIENT_ID: "",
+      }),
+    ).toThrow(/UPSTREAM_CLIENT_ID: is missing \(or set PUBLIC_URL or OAUTH_CALLBACK_URL/);
+  });
+});
