@@ -65,6 +65,11 @@ describe("provider presets", () => {
     expect(url.searchParams.get("access_type")).toBe("offline");
     expect(url.searchParams.get("prompt")).toBe("consent");
     expect(url.searchParams.get("code_challenge_method")).toBe("S256");
+    const tokens = await h.tokens(await h.register());
+    expect(await whoami(h, tokens.access_token)).toMatchObject({
+      subject: "alice",
+      email: "alice@example.test",
+    });
   });
 
   it("auth0: sends the API audience and asks for offline_access by default", async () => {
