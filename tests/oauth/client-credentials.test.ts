@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomToken, sha256 } from "../../lib/crypto/random.js";
-import { readJsonRpc } from "../fixtures/jsonrpc.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 /** Pre-registered clients (OAUTH_STATIC_CLIENTS) and the client_credentials grant. */
@@ -30,23 +29,7 @@ afterAll(() => h.close());
 const basic = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
 
-async function callTool(token: string, name: string) {
-  const response = await h.fetch(`${ORIGIN}/mcp`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-    },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "tools/call",
-      params: { name, arguments: {} },
-    }),
-  });
-  return (await readJsonRpc(response)).result as Record<string, any>;
-}
+const callTool = (token: string, name: string) => h.callTool(token, name);
 
 describe("client_credentials", () => {
   it("is advertised because a configured client may use it", async () => {

@@ -3,7 +3,6 @@ import { loadConfig } from "../../lib/config.js";
 import { getUpstreamAccessToken } from "../../lib/mcp/upstream-token.js";
 import { testEnv } from "../fixtures/config.js";
 import { type GitHubStandIn, startGitHubStandIn } from "../fixtures/github-standin.js";
-import { readJsonRpc } from "../fixtures/jsonrpc.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 /**
@@ -28,21 +27,7 @@ async function harness(env: Record<string, string>) {
 }
 
 async function whoami(h: Harness, accessToken: string) {
-  const response = await h.fetch(`${ORIGIN}/mcp`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${accessToken}`,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-    },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "tools/call",
-      params: { name: "whoami", arguments: {} },
-    }),
-  });
-  return (await readJsonRpc(response)).result.structuredContent as Record<string, unknown>;
+  return (await h.callTool(accessToken, "whoami")).structuredContent as Record<string, unknown>;
 }
 
 /** The upstream authorization URL our server sent the browser to. */
