@@ -27,6 +27,20 @@ export interface Config {
   };
   oauth: OAuthConfig;
   upstream: UpstreamConfig;
+  rateLimits: RateLimitConfig;
+}
+
+/**
+ * Requests allowed per client IP per minute (sliding window), per bucket; 0 turns a bucket off.
+ * The IP is read only from the header Vercel's edge sets (lib/http/client-ip.ts).
+ */
+export interface RateLimitConfig {
+  register: number;
+  token: number;
+  /** GET /authorize and the consent POST together. */
+  authorize: number;
+  /** Requests to /mcp whose bearer token failed verification (valid tokens are never counted). */
+  mcpAuthFailures: number;
 }
 
 export interface OAuthConfig {
@@ -100,6 +114,18 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
+/** A whole number of requests per minute; 0 turns the limit off. */
+const perMinute = (fallback: number) =>
+  optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, "must be a whole number of requests per minute (0 turns the limit off)")
+      .transform(Number)
+      .pipe(z.number().int().max(1_000_000))
+      .optional()
+      .transform((v) => v ?? fallback),
+  );
+
 const positiveInt = (fallback: number) =>
   optionalString.pipe(
     z
@@ -124,6 +150,12 @@ const HINTS: Record<string, string> = {
   KV_REST_API_URL: "set by the Vercel Marketplace Upstash integration; it must be an http(s) URL",
   STORE_KEY_PREFIX: "use letters, digits and ':-_.' only, e.g. 'mcp:prod:'",
   STORE_TIMEOUT_MS: "a whole number of milliseconds, e.g. 2000",
+  RATE_LIMIT_REGISTER: "a whole number of registrations per client IP per minute, e.g. 20 (0: off)",
+  RATE_LIMIT_TOKEN: "a whole number of token requests per client IP per minute, e.g. 60 (0: off)",
+  RATE_LIMIT_AUTHORIZE:
+    "a whole number of authorization requests per client IP per minute (0: off)",
+  RATE_LIMIT_MCP_AUTH_FAILURES:
+    "a whole number of failed /mcp authentications per client IP per minute (0: off)",
   MCP_ALLOWED_ORIGINS:
     "a comma-separated list of origins such as https://app.example.com (scheme, host and port, no path)",
   MCP_MAX_BODY_BYTES: "a whole number of bytes, e.g. 1048576",
@@ -255,6 +287,10 @@ const EnvSchema = z.object({
       .transform((v) => (v ?? []).map((o) => o.replace(/\/$/, ""))),
   ),
   MCP_MAX_BODY_BYTES: positiveInt(1024 * 1024),
+  RATE_LIMIT_REGISTER: perMinute(20),
+  RATE_LIMIT_TOKEN: perMinute(60),
+  RATE_LIMIT_AUTHORIZE: perMinute(60),
+  RATE_LIMIT_MCP_AUTH_FAILURES: perMinute(30),
   PUBLIC_URL: httpUrl.pipe(
     z
       .string()
@@ -485,6 +521,12 @@ export function loadConfig(env: Env = process.env): Config {
       relayHosts: e.OAUTH_RELAY_HOSTS ?? [],
     },
     upstream: { ...upstream, timeoutMs: e.UPSTREAM_TIMEOUT_MS, isDevelopmentProvider },
+    rateLimits: {
+      register: e.RATE_LIMIT_REGISTER,
+      token: e.RATE_LIMIT_TOKEN,
+      authorize: e.RATE_LIMIT_AUTHORIZE,
+      mcpAuthFailures: e.RATE_LIMIT_MCP_AUTH_FAILURES,
+    },
   };
 }
 

@@ -58,7 +58,6 @@ if (!production) {
 const server = await startDevServer({
   projectDir,
   port: port.data,
-  log: (line) => console.log(`  ${line}`),
 }).catch((error: NodeJS.ErrnoException) => {
   if (error.code === "EADDRINUSE") {
     console.error(

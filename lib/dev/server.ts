@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { pathToFileURL } from "node:url";
+import { log } from "../log.js";
 import { createRouter } from "./routes.js";
 
 /**
@@ -28,10 +29,8 @@ const LOOPBACK_HOSTNAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
 export async function startDevServer(options: {
   projectDir: string;
   port: number;
-  log?: (line: string) => void;
 }): Promise<DevServer> {
   const router = createRouter(options.projectDir);
-  const log = options.log ?? (() => {});
   const handlers = new Map<string, Promise<Fetch>>();
   let listeningPort = options.port;
   const load = (file: string) => {
@@ -45,20 +44,16 @@ export async function startDevServer(options: {
   // Import every function now, so a broken one fails at start, not at its first request.
   await Promise.all([...router.functions.values()].map(load));
 
+  // Each function logs its own requests (lib/http/entry.ts), as on Vercel; the runner adds
+  // nothing but its own failures.
   const server: Server = createServer((req, res) => {
-    const started = performance.now();
-    serve(req, res)
-      .catch((error: unknown) => {
-        console.error(error);
-        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-        res.end("Internal error in the local runner\n");
-      })
-      .finally(() => {
-        const path = (req.url ?? "/").split("?")[0]; // never the query: it can carry codes
-        log(
-          `${req.method} ${path} -> ${res.statusCode} ${Math.round(performance.now() - started)}ms`,
-        );
+    serve(req, res).catch((error: unknown) => {
+      log.error("dev.runner_error", {
+        error: error instanceof Error ? `${error.name}: ${error.message}` : typeof error,
       });
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end("Internal error in the local runner\n");
+    });
   });
 
   async function serve(req: IncomingMessage, res: ServerResponse) {
@@ -91,6 +86,8 @@ export async function startDevServer(options: {
     const response = await (await load(route.file))(request);
 
     for (const { key, value } of route.headers) {
+      // vercel.json's HSTS is for Vercel, always https; RFC 6797 §7.2: never over plain http.
+      if (key.toLowerCase() === "strict-transport-security") continue;
       if (!response.headers.has(key)) res.setHeader(key, value);
     }
     await writeResponse(res, response, req.method === "HEAD");
@@ -139,6 +136,13 @@ export function toRequest(req: IncomingMessage, url: URL, signal: AbortSignal): 
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  // As Vercel's edge does: the client's address comes from the connection, never from the
+  // client's own headers (the abuse limits key on x-real-ip, lib/http/client-ip.ts).
+  const address = req.socket.remoteAddress;
+  for (const name of ["x-real-ip", "x-forwarded-for", "x-vercel-forwarded-for"]) {
+    if (address) headers.set(name, address);
+    else headers.delete(name);
   }
   const hasBody = req.method !== "GET" && req.method !== "HEAD";
   return new Request(url, {

@@ -57,15 +57,22 @@ export async function readJson(request: Request, maxBytes = MAX_FORM_BYTES): Pro
   }
 }
 
-/** The parameters as a record of single values; throws on any repeated parameter. */
+/**
+ * The parameters as a record of single values; throws on any repeated parameter. A parameter
+ * sent without a value is left out: RFC 6749 §3.1 and §3.2 say it MUST be treated as omitted
+ * (so `grant_type=` is a missing grant type, and a public client's empty `client_secret=` is no
+ * secret at all).
+ */
 export function singleValued(params: URLSearchParams): Record<string, string> {
   // No prototype: a parameter named __proto__ is data like any other.
   const out: Record<string, string> = Object.create(null);
+  const seen = new Set<string>();
   for (const [key, value] of params) {
-    if (Object.hasOwn(out, key)) {
+    if (seen.has(key)) {
       throw new OAuthError("invalid_request", `Parameter ${key} must not be repeated`);
     }
-    out[key] = value;
+    seen.add(key);
+    if (value !== "") out[key] = value;
   }
   return out;
 }

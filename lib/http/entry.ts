@@ -1,4 +1,6 @@
 import { type Config, ConfigError, getConfig } from "../config.js";
+import { log, withRequestContext } from "../log.js";
+import { DEFAULT_CONTENT_SECURITY_POLICY, withSecurityHeaders } from "./security-headers.js";
 
 /** What Vercel's Node.js runtime calls for `export default { fetch }`. */
 export interface WebHandler {
@@ -6,31 +8,78 @@ export interface WebHandler {
 }
 
 /**
- * Wraps an endpoint as a Vercel function: reads the configuration (once per instance) and turns
- * a configuration mistake into a clear 500 whose details go to the deployment's logs, not to the
- * caller.
+ * Wraps an endpoint as a Vercel function: gives the request an id (every log line written while
+ * it is handled carries it, and the response names it in `X-Request-Id`), reads the configuration
+ * (once per instance), turns a configuration mistake into a clear 500 whose details go to the
+ * deployment's logs, not to the caller, and logs one line per request.
  */
 export function webHandler(
   handle: (request: Request, config: Config) => Promise<Response>,
 ): WebHandler {
   return {
-    async fetch(request) {
-      let config: Config;
-      try {
-        config = getConfig();
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        console.error(error.message);
-        return Response.json(
-          {
-            error: "server_error",
-            error_description:
-              "The server is misconfigured; its operator can find the details in the logs.",
-          },
-          { status: 500, headers: { "Cache-Control": "no-store" } },
-        );
-      }
-      return handle(request, config);
-    },
+    fetch: (request) =>
+      withRequestContext(request, async (requestId) => {
+        const started = performance.now();
+        let response = await serve(request, handle);
+        response = withHeader(response, "X-Request-Id", requestId);
+        log.info("request", {
+          method: request.method,
+          // Never the query string: it can carry codes and state.
+          path: new URL(request.url).pathname.slice(0, 100),
+          status: response.status,
+          ms: Math.round(performance.now() - started),
+        });
+        return response;
+      }),
   };
+}
+
+async function serve(
+  request: Request,
+  handle: (request: Request, config: Config) => Promise<Response>,
+): Promise<Response> {
+  let config: Config;
+  try {
+    config = getConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    log.error("config.invalid", { problems: error.problems.join(" | ") });
+    return Response.json(
+      {
+        error: "server_error",
+        error_description:
+          "The server is misconfigured; its operator can find the details in the logs.",
+      },
+      {
+        status: 500,
+        // No configuration, so no public URL to decide HSTS on; the rest as withSecurityHeaders.
+        headers: {
+          "Cache-Control": "no-store",
+          "X-Content-Type-Options": "nosniff",
+          "Referrer-Policy": "no-referrer",
+          "Content-Security-Policy": DEFAULT_CONTENT_SECURITY_POLICY,
+        },
+      },
+    );
+  }
+  return withSecurityHeaders(await handle(request, config), request, config);
+}
+
+/**
+ * Sets a header on `response`, copying it first when its headers are immutable (those of
+ * `Response.redirect()` and of `fetch()` results are).
+ */
+export function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    const copy = new Response(response.body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: new Headers(response.headers),
+    });
+    copy.headers.set(name, value);
+    return copy;
+  }
 }

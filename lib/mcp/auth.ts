@@ -1,12 +1,13 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { Config } from "../config.js";
 import { sha256 } from "../crypto/random.js";
+import { log } from "../log.js";
 import {
   InvalidAccessTokenError,
   type VerifiedAccessToken,
   verifyAccessToken,
 } from "../oauth/access-token.js";
-import { type PublicUrls, resolvePublicUrls } from "../oauth/origin.js";
+import { misdirected, type PublicUrls, resolvePublicUrls } from "../oauth/origin.js";
 import { MCP_SCOPE } from "../oauth/scopes.js";
 
 /** Who is calling, as tools see it in `extra.authInfo.extra`. */
@@ -123,18 +124,8 @@ async function authenticate(
   cache: VerifiedTokenCache | null,
 ): Promise<McpAuthResult> {
   const urls = resolvePublicUrls(request, config);
-  if (!urls) {
-    return {
-      ok: false,
-      response: Response.json(
-        {
-          error: "invalid_request",
-          error_description: "This server does not answer for that host.",
-        },
-        { status: 421 },
-      ),
-    };
-  }
+  // The same 421 (uncacheable) as every other endpoint answers for a host that is not ours.
+  if (!urls) return { ok: false, response: misdirected() };
   const challenge = (params: Record<string, string>) =>
     `Bearer ${Object.entries({
       resource_metadata: urls.protectedResourceMetadata,
@@ -144,10 +135,36 @@ async function authenticate(
       .map(([k, v]) => `${k}="${v.replace(/["\\]/g, "")}"`)
       .join(", ")}`;
 
+  const invalidToken = (reason: string): McpAuthResult => {
+    log.warn("mcp.auth_failed", { reason });
+    const description = `The access token is not valid here: ${reason}`;
+    return {
+      ok: false,
+      response: Response.json(
+        { error: "invalid_token", error_description: description },
+        {
+          status: 401,
+          headers: {
+            "WWW-Authenticate": challenge({
+              error: "invalid_token",
+              error_description: description,
+            }),
+          },
+        },
+      ),
+    };
+  };
+
   const header = request.headers.get("authorization");
   const match = header ? /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header.trim()) : null;
   if (!match?.[1]) {
-    // RFC 6750 §3.1: no error code when the request carried no (usable) token.
+    // A Bearer credential that is not even b64token syntax (RFC 6750 §2.1) was still a token
+    // sent and found bad: 401 invalid_token, as for any other invalid token (MCP
+    // basic/authorization), so the client knows to get a new one rather than to add one.
+    if (header !== null && /^Bearer\s+\S/i.test(header.trim())) {
+      return invalidToken("it is not a well-formed bearer token");
+    }
+    // RFC 6750 §3.1: no error code when the request carried no token (or another scheme).
     return {
       ok: false,
       response: Response.json(
@@ -168,22 +185,7 @@ async function authenticate(
     }
   } catch (error) {
     if (!(error instanceof InvalidAccessTokenError)) throw error;
-    const description = `The access token is not valid here: ${error.message}`;
-    return {
-      ok: false,
-      response: Response.json(
-        { error: "invalid_token", error_description: description },
-        {
-          status: 401,
-          headers: {
-            "WWW-Authenticate": challenge({
-              error: "invalid_token",
-              error_description: description,
-            }),
-          },
-        },
-      ),
-    };
+    return invalidToken(error.message);
   }
   const scopes = token.scope.split(" ").filter(Boolean);
   if (!scopes.includes(MCP_SCOPE)) {

@@ -6,9 +6,11 @@ import {
 } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isJsonContentType } from "@modelcontextprotocol/sdk/shared/mediaType.js";
+import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
+import { log } from "../log.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
 import { authenticateMcpRequest } from "./auth.js";
 import { instructions, serverInfo, tools } from "./server.js";
@@ -60,6 +62,8 @@ export type McpAuthenticator = (
 export function createMcpHandler(options: {
   authenticate: McpAuthenticator;
   createServer: () => McpServer;
+  /** Count failed token verifications per client IP (RATE_LIMIT_MCP_AUTH_FAILURES). */
+  limitFailedAuth?: boolean;
 }): (request: Request, config: Config) => Promise<Response> {
   return async (request, config) => {
     const origin = request.headers.get("origin");
@@ -77,9 +81,11 @@ export function createMcpHandler(options: {
     }
 
     const auth = await options.authenticate(request, config);
-    const response = auth.ok
-      ? await serve(request, config, options.createServer, auth.authInfo)
-      : auth.response;
+    let response: Response;
+    if (auth.ok) response = await serve(request, config, options.createServer, auth.authInfo);
+    else if (options.limitFailedAuth)
+      response = await limitFailedAuth(request, config, auth.response);
+    else response = auth.response;
     if (origin !== null) {
       const headers = new Headers(response.headers);
       applyCors(headers, origin, CORS);
@@ -93,7 +99,32 @@ export function createMcpHandler(options: {
 export const handleMcpRequest = createMcpHandler({
   authenticate: authenticateMcpRequest,
   createServer: createMcpServer,
+  limitFailedAuth: true,
 });
+
+/**
+ * A token that failed verification counts against the client IP's allowance; over it, 429 with
+ * Retry-After instead of the 401, so guessing tokens is slow. Requests without a token (the
+ * first step of every client's discovery) and valid tokens never touch Redis: the limiter is
+ * loaded only on this path, and /mcp stays free of store round trips for its callers.
+ */
+async function limitFailedAuth(
+  request: Request,
+  config: Config,
+  failure: Response,
+): Promise<Response> {
+  if (failure.status !== 401 || !request.headers.has("authorization")) return failure;
+  const { getRateLimiter } = await import("../http/rate-limit.js");
+  const denied = await getRateLimiter(config).check("mcpAuthFailures", request);
+  if (!denied) return failure;
+  return Response.json(
+    {
+      error: "temporarily_unavailable",
+      error_description: `Too many failed authentications from this address; retry in ${denied.retryAfterSeconds} s`,
+    },
+    { status: 429, headers: { "Retry-After": String(denied.retryAfterSeconds) } },
+  );
+}
 
 async function serve(
   request: Request,
@@ -133,7 +164,9 @@ async function serve(
     });
   } catch (error) {
     close();
-    console.error("mcp: unexpected error", error instanceof Error ? error.name : typeof error);
+    log.error("mcp.unexpected_error", {
+      error: error instanceof Error ? error.name : typeof error,
+    });
     return jsonRpcError(500, -32603, "Internal error");
   }
 }
@@ -195,11 +228,30 @@ async function readJsonRpcBody(
       response: jsonRpcError(413, -32000, requestBodyTooLargeMessage(maxBytes)),
     };
   }
+  let message: unknown;
   try {
-    return { kind: "parsed", message: JSON.parse(body.text) as unknown };
+    message = JSON.parse(body.text);
   } catch {
     return { kind: "error", response: jsonRpcError(400, -32700, "Parse error: Invalid JSON") };
   }
+  // JSON-RPC 2.0 §6: an empty batch is an Invalid Request, answered with one error; the
+  // transport would take it for a batch of notifications and answer 202.
+  if (Array.isArray(message) && message.length === 0) {
+    return { kind: "error", response: jsonRpcError(400, -32600, "Invalid Request: empty batch") };
+  }
+  // §5.1: JSON that is not a JSON-RPC message is an Invalid Request (-32600), not a Parse error.
+  if (!(Array.isArray(message) ? message.every(isJsonRpcShaped) : isJsonRpcShaped(message))) {
+    return {
+      kind: "error",
+      response: jsonRpcError(400, -32600, "Invalid Request: not a JSON-RPC 2.0 message"),
+    };
+  }
+  return { kind: "parsed", message };
+}
+
+/** A JSON-RPC 2.0 request, notification or response, by the SDK's own schema. */
+function isJsonRpcShaped(message: unknown): boolean {
+  return JSONRPCMessageSchema.safeParse(message).success;
 }
 
 function isToolCall(message: unknown): boolean {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Config } from "../config.js";
 import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
 import { readForm, singleValued } from "../http/body.js";
+import { log } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError } from "../upstream/types.js";
 import { ClientMetadataError, isClientIdUrl } from "./cimd.js";
@@ -18,8 +19,12 @@ import {
 import type { OAuthDeps } from "./deps.js";
 import { OAuthError } from "./errors.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
-import { consentPage, errorPage } from "./pages.js";
-import { matchesRegisteredRedirectUri, redirectUriProblem } from "./redirect-uri.js";
+import { consentPage, errorPage, errorPageWithLink } from "./pages.js";
+import {
+  isLoopbackHttp,
+  matchesRegisteredRedirectUri,
+  redirectUriProblem,
+} from "./redirect-uri.js";
 import { createUpstreamState } from "./relay.js";
 import { MCP_SCOPE, OFFLINE_ACCESS, parseScope } from "./scopes.js";
 
@@ -59,7 +64,15 @@ const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
 type Validation =
   | { kind: "page"; status: number; title: string; message: string }
-  | { kind: "redirect"; redirectUri: string; state?: string; error: string; description: string }
+  | {
+      kind: "redirect";
+      redirectUri: string;
+      state?: string;
+      error: string;
+      description: string;
+      /** Whether the error may be sent back without the user's say (see authorizeGet). */
+      automatic: boolean;
+    }
   | { kind: "ok"; request: AuthorizationRequest; client: ClientRecord };
 
 /**
@@ -74,6 +87,17 @@ export async function handleAuthorize(
   const urls = resolvePublicUrls(request, config);
   if (!urls) return misdirected();
   try {
+    if (["GET", "HEAD", "POST"].includes(request.method)) {
+      const denied = await deps.rateLimiter.check("authorize", request);
+      if (denied) {
+        return errorPage(
+          429,
+          "Too many requests",
+          `Too many sign-in attempts from your network; try again in ${denied.retryAfterSeconds} seconds.`,
+          { "Retry-After": String(denied.retryAfterSeconds) },
+        );
+      }
+    }
     if (request.method === "GET" || request.method === "HEAD") {
       return await authorizeGet(request, urls, config, deps);
     }
@@ -112,11 +136,21 @@ async function authorizeGet(
     return errorPage(validation.status, validation.title, validation.message);
   }
   if (validation.kind === "redirect") {
-    return redirectToClient(validation.redirectUri, urls, {
+    const response = redirectToClient(validation.redirectUri, urls, {
       error: validation.error,
       error_description: validation.description,
       state: validation.state,
     });
+    if (validation.automatic) return response;
+    // RFC 9700 §4.11.2: anyone can register a client (RFC 7591) with a phishing site as its
+    // redirect URI and send people a link to us that fails on purpose; an automatic redirect
+    // would lend our address to the phishing site. So the user sees the error and decides.
+    return errorPageWithLink(
+      400,
+      "Authorization request refused",
+      `The application's request was refused: ${validation.description}.`,
+      response.headers.get("location") ?? validation.redirectUri,
+    );
   }
   const { request: authRequest, client } = validation;
   const remembered = rememberedConsents(request, urls.origin, deps.secrets);
@@ -224,6 +258,9 @@ export async function validateAuthorizationRequest(
     state: state !== undefined && state.length <= 2048 ? state : undefined,
     error,
     description,
+    // A loopback redirect goes back to the user's own machine, and a pre-registered client is
+    // the operator's: neither can be a phishing site (RFC 9700 §4.11.2).
+    automatic: isLoopbackHttp(redirectUri) || deps.staticClients.has(client.client_id),
   });
   if (state !== undefined && state.length > 2048)
     return fail("invalid_request", "state is too long");
@@ -291,6 +328,7 @@ async function consentPost(request: Request, urls: PublicUrls, config: Config, d
   const nonce = readCookie(request, urls.origin, CSRF_COOKIE);
   const token = form.csrf_token ?? "";
   if (!nonce || !safeEqual(csrfToken(deps, nonce, signed), token)) {
+    log.warn("consent.csrf_failed", { cookiePresent: Boolean(nonce) });
     return errorPage(
       403,
       "Consent not verified",
@@ -298,7 +336,11 @@ async function consentPost(request: Request, urls: PublicUrls, config: Config, d
     );
   }
   // The client may have been deleted, or its redirect URIs changed, since the page was shown.
-  const client = await getClient(deps, authRequest.clientId).catch(() => null);
+  // A store outage is not a deletion: it becomes a 503, and the same form can be sent again.
+  const client = await getClient(deps, authRequest.clientId).catch((error: unknown) => {
+    if (error instanceof StoreUnavailableError) throw error;
+    return null;
+  });
   if (!client || !matchesRegisteredRedirectUri(client.redirect_uris, authRequest.redirectUri)) {
     return errorPage(400, "Unknown application", "This application is no longer registered.");
   }

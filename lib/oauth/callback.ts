@@ -1,8 +1,9 @@
 import type { Config } from "../config.js";
 import { sha256 } from "../crypto/random.js";
 import { singleValued } from "../http/body.js";
+import { log } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
-import { UpstreamError } from "../upstream/types.js";
+import { UpstreamError, type UpstreamTokens } from "../upstream/types.js";
 import { type PendingLogin, pendingLoginKey, redirectToClient } from "./authorize.js";
 import type { OAuthDeps } from "./deps.js";
 import type { OAuthError } from "./errors.js";
@@ -10,6 +11,7 @@ import { createGrantWithCode } from "./grants.js";
 import { misdirected, resolvePublicUrls } from "./origin.js";
 import { errorPage } from "./pages.js";
 import { hostMatches, STATE_TTL_SECONDS, stateOrigin } from "./relay.js";
+import { CLIENT_SUBJECT_PREFIX } from "./scopes.js";
 
 /** Upstream errors that mean "the user did not (or could not) sign in", not a fault of ours. */
 const USER_ERRORS = new Set([
@@ -52,6 +54,7 @@ export async function handleCallback(
   // Only a state we signed gets further; it also says which deployment started the login.
   const startedAt = stateOrigin(deps.secrets, params.state);
   if (!startedAt) {
+    log.warn("callback.state_rejected", { reason: "not signed by this deployment" });
     return errorPage(
       400,
       "Sign-in expired or already used",
@@ -70,6 +73,7 @@ export async function handleCallback(
     throw error;
   }
   if (!raw) {
+    log.warn("callback.state_rejected", { reason: "unknown, expired or already used" });
     return errorPage(
       400,
       "Sign-in expired or already used",
@@ -94,6 +98,8 @@ export async function handleCallback(
   }
   if (!params.code) return back("server_error", "The identity provider returned no code");
 
+  // The provider's tokens once we hold them: if they cannot be kept, they are given back.
+  let obtained: UpstreamTokens | undefined;
   try {
     const { identity, tokens } = await deps.upstream.exchangeCode({
       code: params.code,
@@ -102,6 +108,15 @@ export async function handleCallback(
       nonce: pending.nonce,
       iss: params.iss,
     });
+    obtained = tokens;
+    if (identity.subject.startsWith(CLIENT_SUBJECT_PREFIX)) {
+      // RFC 9700 §4.15: such a subject would pass for a client's own (client_credentials) token.
+      log.warn("callback.subject_refused", { reason: "user subject with the client prefix" });
+      return back(
+        "server_error",
+        "The identity provider named a subject this server cannot accept",
+      );
+    }
     const code = await createGrantWithCode(deps.store, config, {
       identity,
       upstreamTokens: tokens,
@@ -115,15 +130,27 @@ export async function handleCallback(
     return redirectToClient(pending.redirectUri, urls, { code, state: pending.state });
   } catch (error) {
     if (error instanceof UpstreamError) {
-      console.warn(`callback: upstream ${error.kind}: ${error.message}`);
+      log.warn("callback.upstream_failed", { kind: error.kind, detail: error.message });
       return error.kind === "unavailable"
         ? back("temporarily_unavailable", "The identity provider cannot be reached; try again")
         : back("server_error", "The sign-in at the identity provider could not be verified");
     }
     if (error instanceof StoreUnavailableError) {
+      // Nothing refers to the provider's tokens now; end them rather than leave a live session
+      // behind (best effort, bounded by the upstream timeout).
+      if (obtained) await revokeQuietly(deps, obtained);
       return back("temporarily_unavailable", "The server cannot store the sign-in; try again");
     }
     throw error;
+  }
+}
+
+async function revokeQuietly(deps: OAuthDeps, tokens: UpstreamTokens): Promise<void> {
+  try {
+    if (tokens.refreshToken) await deps.upstream.revoke(tokens.refreshToken, "refresh_token");
+    else await deps.upstream.revoke(tokens.accessToken, "access_token");
+  } catch (error) {
+    log.warn("upstream.revoke_failed", { error: (error as Error).name });
   }
 }
 
@@ -150,9 +177,7 @@ async function relay(
     (url.protocol !== "https:" && !loopbackDev) ||
     !hostMatches(url.host, config.oauth.relayHosts)
   ) {
-    console.warn(
-      `callback: refused to relay a sign-in to ${url.host.slice(0, 80)} (not on OAUTH_RELAY_HOSTS)`,
-    );
+    log.warn("callback.relay_refused", { target: url.host.slice(0, 80) });
     return errorPage(
       400,
       "Invalid sign-in response",

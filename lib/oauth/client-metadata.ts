@@ -37,7 +37,13 @@ const displayText = (max: number) =>
   z
     .string()
     .max(max)
-    .refine((v) => !hasControlCharacters(v), "must not contain control characters");
+    .refine((v) => !hasControlCharacters(v), "must not contain control characters")
+    // Bidirectional overrides and isolates would let a name shown on the consent page read as
+    // another ("\u202Eppa-ladoM" shows as "Modal-app"); no honest name needs them.
+    .refine(
+      (v) => !/[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/.test(v),
+      "must not contain bidirectional control characters",
+    );
 
 const httpsUrl = z
   .string()

@@ -1,5 +1,6 @@
 import type { Config } from "../config.js";
 import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
+import { log } from "../log.js";
 import type { Store } from "../store/types.js";
 import {
   type CimdOptions,
@@ -72,13 +73,15 @@ export async function touchClient(store: Store, client: ClientRecord, config: Co
   await store.put(clientKey(client.client_id), JSON.stringify(client), config.oauth.clientTtl);
 }
 
-const invalidClient = (description: string, basic: boolean) =>
-  new OAuthError(
+const invalidClient = (description: string, basic: boolean) => {
+  log.warn("client.auth_failed", { reason: description });
+  return new OAuthError(
     "invalid_client",
     description,
     401,
     basic ? { "WWW-Authenticate": 'Basic realm="token"' } : {},
   );
+};
 
 /**
  * Client authentication at the token and revocation endpoints (RFC 6749 §2.3.1): HTTP Basic
@@ -96,7 +99,9 @@ export async function authenticateClient(
   let method: ClientRecord["token_endpoint_auth_method"] = "none";
   const basic = header !== null && /^basic /i.test(header);
   if (header !== null && !basic) {
-    throw invalidClient("Unsupported Authorization scheme; use Basic or form fields", false);
+    // RFC 6749 §5.2: a client that tried the Authorization header gets 401 with a challenge,
+    // here naming the one scheme we take.
+    throw invalidClient("Unsupported Authorization scheme; use Basic or form fields", true);
   }
   if (basic) {
     if (form.client_secret !== undefined) {

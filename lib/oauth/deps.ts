@@ -1,5 +1,6 @@
 import type { Config } from "../config.js";
 import { createSecrets, type Secrets } from "../crypto/secrets.js";
+import { getRateLimiter, type RateLimiter } from "../http/rate-limit.js";
 import { getStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import { createUpstream } from "../upstream/index.js";
@@ -16,6 +17,8 @@ export interface OAuthDeps {
   cimd: CimdOptions;
   /** Pre-registered clients by id (OAUTH_STATIC_CLIENTS). */
   staticClients: ReadonlyMap<string, ClientRecord>;
+  /** Per-client-IP abuse limits (RATE_LIMIT_*). */
+  rateLimiter: RateLimiter;
 }
 
 export function staticClientMap(config: Config): ReadonlyMap<string, ClientRecord> {
@@ -34,6 +37,7 @@ export function oauthDeps(config: Config): OAuthDeps {
       secrets,
       cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
       staticClients: staticClientMap(config),
+      rateLimiter: getRateLimiter(config),
     };
   }
   return instance;

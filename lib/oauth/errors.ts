@@ -1,3 +1,4 @@
+import { log } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
 
 /**
@@ -40,7 +41,7 @@ export function toOAuthErrorResponse(error: unknown): Response {
     return oauthJson(body, error.status, error.headers);
   }
   if (error instanceof StoreUnavailableError) {
-    console.error(`oauth: store unavailable (${error.reason})`);
+    log.error("store.unavailable", { reason: error.reason });
     return oauthJson(
       {
         error: "temporarily_unavailable",
@@ -50,7 +51,9 @@ export function toOAuthErrorResponse(error: unknown): Response {
       { "Retry-After": "5" },
     );
   }
-  console.error("oauth: unexpected error", error instanceof Error ? error.name : typeof error);
+  log.error("oauth.unexpected_error", {
+    error: error instanceof Error ? error.name : typeof error,
+  });
   return oauthJson(
     { error: "server_error", error_description: "The server met an unexpected condition." },
     500,

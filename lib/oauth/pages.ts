@@ -84,13 +84,43 @@ export function htmlResponse(
 }
 
 /** An error we cannot send back to the client (its identity or redirect URI is not trusted). */
-export function errorPage(status: number, title: string, message: string): Response {
+export function errorPage(
+  status: number,
+  title: string,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
   return htmlResponse(
     layout(
       title,
       `<h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(message)}</p>
 <p class="muted">You can close this window and start again from the application you were using.</p>`,
+    ),
+    status,
+    // RFC 9110 §10.2.3: a 503 (the store is unreachable) says when to retry, as the JSON
+    // endpoints' 503 temporarily_unavailable does.
+    status === 503 ? { "Retry-After": "5", ...headers } : headers,
+  );
+}
+
+/**
+ * An error the user carries back to the application themselves, by a link: for clients whose
+ * redirect URI we do not trust to receive an automatic redirect (RFC 9700 §4.11.2).
+ */
+export function errorPageWithLink(
+  status: number,
+  title: string,
+  message: string,
+  href: string,
+): Response {
+  const host = new URL(href).host;
+  return htmlResponse(
+    layout(
+      title,
+      `<h1>${escapeHtml(title)}</h1>
+<p>${escapeHtml(message)}</p>
+<p class="muted">If you trust ${escapeHtml(host)}, you can <a href="${escapeHtml(href)}" rel="noreferrer">return to it</a>; otherwise close this window.</p>`,
     ),
     status,
   );

@@ -12,10 +12,15 @@ import { oauthJson } from "./errors.js";
 export async function handleRegister(
   request: Request,
   config: Config,
-  deps: Pick<OAuthDeps, "store">,
+  deps: Pick<OAuthDeps, "store" | "rateLimiter">,
 ): Promise<Response> {
-  return postEndpoint(request, config, async () => {
-    const body = await readJson(request);
-    return oauthJson(await registerClient(body, deps.store, config), 201);
-  });
+  return postEndpoint(
+    request,
+    config,
+    async () => {
+      const body = await readJson(request);
+      return oauthJson(await registerClient(body, deps.store, config), 201);
+    },
+    { limiter: deps.rateLimiter, bucket: "register" },
+  );
 }

@@ -1,6 +1,7 @@
 import type { Config } from "../config.js";
 import { sha256 } from "../crypto/random.js";
 import { readForm } from "../http/body.js";
+import { log, shortId } from "../log.js";
 import { verifyAccessToken } from "./access-token.js";
 import { authenticateClient } from "./clients.js";
 import type { OAuthDeps } from "./deps.js";
@@ -33,6 +34,7 @@ export async function handleRevoke(
       const found = await readGrant(deps.store, grantId);
       if (found && found.grant.clientId === client.client_id) {
         await revokeGrant(deps.store, found.grant);
+        log.warn("grant.revoked", { grant: shortId(grantId), client: shortId(client.client_id) });
         await revokeUpstreamQuietly(found.grant, config, deps);
       }
     }

@@ -30,3 +30,9 @@ export function parseScope(
   }
   return { ok: true, scopes: requested };
 }
+
+/**
+ * The subject of a token a client obtained for itself (client_credentials): `client:<client_id>`.
+ * No user's subject may begin with it (RFC 9700 §4.15, client impersonating a resource owner).
+ */
+export const CLIENT_SUBJECT_PREFIX = "client:";

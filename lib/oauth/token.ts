@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import type { Config } from "../config.js";
 import { safeEqual } from "../crypto/random.js";
 import { readForm } from "../http/body.js";
+import { log, shortId } from "../log.js";
+import { StoreUnavailableError } from "../store/types.js";
 import { issueAccessToken } from "./access-token.js";
 import { authenticateClient, type ClientRecord, touchClient } from "./clients.js";
 import type { OAuthDeps } from "./deps.js";
@@ -17,7 +19,7 @@ import {
   rotateRefreshToken,
 } from "./grants.js";
 import type { PublicUrls } from "./origin.js";
-import { DEFAULT_SCOPES, parseScope } from "./scopes.js";
+import { CLIENT_SUBJECT_PREFIX, DEFAULT_SCOPES, parseScope } from "./scopes.js";
 
 /** RFC 7636 §4.1: 43-128 characters of the unreserved set. */
 const CODE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
@@ -28,11 +30,16 @@ export async function handleToken(
   config: Config,
   deps: OAuthDeps,
 ): Promise<Response> {
-  return postEndpoint(request, config, async (urls) => {
-    const form = await readForm(request);
-    const client = await authenticateClient(request, form, deps);
-    return oauthJson(await grant(form, client, urls, config, deps));
-  });
+  return postEndpoint(
+    request,
+    config,
+    async (urls) => {
+      const form = await readForm(request);
+      const client = await authenticateClient(request, form, deps);
+      return oauthJson(await grant(form, client, urls, config, deps));
+    },
+    { limiter: deps.rateLimiter, bucket: "token" },
+  );
 }
 
 async function grant(
@@ -44,6 +51,13 @@ async function grant(
 ): Promise<IssuedTokens> {
   switch (form.grant_type) {
     case "authorization_code":
+      // RFC 6749 §5.2: a pre-registered client_credentials-only agent may not use this grant.
+      if (!client.grant_types.includes("authorization_code")) {
+        throw new OAuthError(
+          "unauthorized_client",
+          "This client did not register for authorization_code",
+        );
+      }
       return authorizationCodeGrant(form, client, urls, config, deps);
     case "refresh_token":
       if (!client.grant_types.includes("refresh_token")) {
@@ -87,9 +101,10 @@ async function authorizationCodeGrant(
     // RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
     const revoked = await revokeGrantById(deps.store, redemption.grantId);
     if (revoked) await revokeUpstreamQuietly(revoked, config, deps);
-    console.warn(
-      `token: replayed authorization code; grant ${redemption.grantId.slice(0, 6)}… revoked`,
-    );
+    log.warn("token.code_replayed", {
+      grant: shortId(redemption.grantId),
+      revoked: Boolean(revoked),
+    });
     throw invalidGrant("The code was already used");
   }
 
@@ -124,7 +139,12 @@ async function authorizationCodeGrant(
     );
   }
 
-  await touchClient(deps.store, client, config);
+  // The code is spent and the refresh token attached: failing now would lose the login, since
+  // the client's retry with the same code is a replay that revokes the grant (RFC 6749 §4.1.2).
+  // Renewing the registration's TTL can wait for the next login.
+  await touchClient(deps.store, client, config).catch((error: unknown) => {
+    if (!(error instanceof StoreUnavailableError)) throw error;
+  });
   const grant = redemption.grant;
   return mint(grant, grant.scope, urls, config, redemption.refreshToken);
 }
@@ -152,9 +172,11 @@ async function refreshTokenGrant(
       case "reuse-detected":
         await revokeGrant(deps.store, result.grant);
         await revokeUpstreamQuietly(result.grant, config, deps);
-        console.warn(
-          `token: refresh token reuse; grant ${result.grant.id.slice(0, 6)}… of client ${client.client_id.slice(0, 10)}… revoked`,
-        );
+        log.warn("token.refresh_reuse", {
+          grant: shortId(result.grant.id),
+          client: shortId(client.client_id),
+          revoked: true,
+        });
         throw invalidGrant("The refresh token was already used");
       case "replayed-in-grace":
         return result.tokens;
@@ -206,7 +228,9 @@ async function clientCredentialsGrant(
     );
   }
   const { accessToken, expiresIn } = await issueAccessToken(config, urls, resource, {
-    sub: client.client_id,
+    // RFC 9700 §4.15: a client acting for itself must never pass for a user; user subjects can
+    // never start with this prefix (lib/oauth/callback.ts refuses them).
+    sub: `${CLIENT_SUBJECT_PREFIX}${client.client_id}`,
     client_id: client.client_id,
     scope: scope.join(" "),
     ...(client.client_name ? { name: client.client_name } : {}),
@@ -270,6 +294,6 @@ export async function revokeUpstreamQuietly(grant: GrantRecord, config: Config, 
     if (tokens.refreshToken) await deps.upstream.revoke(tokens.refreshToken, "refresh_token");
     else await deps.upstream.revoke(tokens.accessToken, "access_token");
   } catch (error) {
-    console.warn(`revoke: upstream revocation failed (${(error as Error).name})`);
+    log.warn("upstream.revoke_failed", { error: (error as Error).name });
   }
 }

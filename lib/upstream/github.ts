@@ -36,7 +36,13 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
   }
 
   async function json(response: Response, what: string): Promise<unknown> {
-    const text = await response.text().catch(() => "");
+    let text: string;
+    try {
+      text = await response.text();
+    } catch {
+      // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
+      throw new UpstreamError("unavailable", `${what}: GitHub's answer was cut off`);
+    }
     try {
       return JSON.parse(text);
     } catch {

@@ -47,7 +47,13 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
   }
 
   async function readJson(response: Response, what: string): Promise<Record<string, unknown>> {
-    const text = await response.text().catch(() => "");
+    let text: string;
+    try {
+      text = await response.text();
+    } catch {
+      // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
+      throw new UpstreamError("unavailable", `${what}: the identity provider's answer was cut off`);
+    }
     let body: unknown;
     try {
       body = JSON.parse(text);

@@ -36,7 +36,7 @@ describe("an agent with client credentials, through the MCP SDK", () => {
     try {
       const me = await client.callTool({ name: "whoami", arguments: {} });
       expect(me.structuredContent).toMatchObject({
-        subject: "nightly-report-agent",
+        subject: "client:nightly-report-agent",
         name: "Nightly report agent",
         scopes: ["mcp:tools"],
       });

@@ -87,7 +87,7 @@ describe("npm run dev with the MCP SDK client", () => {
 
   it("logs requests without their query strings", async () => {
     await fetch(`${runner.mcpUrl}?code=SECRET-CODE-VALUE`, { method: "GET" });
-    await expect.poll(() => runner.output()).toMatch(/GET \/mcp -> 405/);
+    await expect.poll(() => runner.output()).toMatch(/"method":"GET","path":"\/mcp","status":405/);
     expect(runner.output()).not.toContain("SECRET-CODE-VALUE");
   });
 });

@@ -204,7 +204,7 @@ describe("mcp-remote --transport http-only against the local runner", { timeout:
       );
       expect(browserOpenings()).toBe(1);
       expect(whoami(result), result.stderr.slice(-1500)).toMatchObject({
-        subject: "cc-agent",
+        subject: "client:cc-agent",
         clientId: "cc-agent",
       });
     } finally {

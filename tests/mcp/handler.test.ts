@@ -213,10 +213,12 @@ describe("/mcp HTTP rules", () => {
     expect(json.error.code).toBe(-32700);
   });
 
-  it("answers valid JSON that is not JSON-RPC with 400", async () => {
-    const { response, json } = await call({ hello: "world" });
-    expect(response.status).toBe(400);
-    expect(json.error.code).toBe(-32700);
+  it("answers valid JSON that is not JSON-RPC with 400 Invalid Request (JSON-RPC 2.0 §5.1)", async () => {
+    for (const body of [{ hello: "world" }, { jsonrpc: "1.0", id: 1, method: "ping" }, [1, 2]]) {
+      const { response, json } = await call(body);
+      expect(response.status).toBe(400);
+      expect(json.error.code).toBe(-32600);
+    }
   });
 
   it("answers a body over the cap with 413, declared or streamed", async () => {

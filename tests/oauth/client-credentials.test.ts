@@ -51,7 +51,7 @@ describe("client_credentials", () => {
     expect(result.body.refresh_token).toBeUndefined();
     const me = await callTool(result.body.access_token, "whoami");
     expect(me.structuredContent).toMatchObject({
-      subject: "backend-agent",
+      subject: "client:backend-agent",
       clientId: "backend-agent",
     });
     const upstream = await callTool(result.body.access_token, "upstream_userinfo");

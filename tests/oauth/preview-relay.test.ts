@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../lib/config.js";
 import { createSecrets } from "../../lib/crypto/secrets.js";
 import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/dev/idp.js";
+import { createRateLimiter } from "../../lib/http/rate-limit.js";
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
 import { handleAuthorize } from "../../lib/oauth/authorize.js";
 import { handleCallback } from "../../lib/oauth/callback.js";
@@ -47,6 +48,7 @@ function deployment(env: Record<string, string>, prefix: string, shared: MemoryS
     secrets: createSecrets(config.oauth.secret),
     cimd: { allowLoopback: false },
     staticClients: staticClientMap(config),
+    rateLimiter: createRateLimiter(config),
   };
   return { config, deps };
 }

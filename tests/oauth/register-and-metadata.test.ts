@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createRateLimiter } from "../../lib/http/rate-limit.js";
 import {
   handleAuthorizationServerMetadata,
   handleJwks,
@@ -23,7 +24,7 @@ function register(
       body: typeof body === "string" ? body : JSON.stringify(body),
     }),
     config,
-    { store },
+    { store, rateLimiter: createRateLimiter(config) },
   );
 }
 
@@ -117,6 +118,7 @@ describe("/register (RFC 7591)", () => {
   it("answers GET with 405", async () => {
     const response = await handleRegister(new Request("http://localhost:3000/register"), config, {
       store,
+      rateLimiter: createRateLimiter(config),
     });
     expect(response.status).toBe(405);
   });
