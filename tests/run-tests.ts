@@ -69,6 +69,7 @@ console.log(
     `(${withRequestId} with a request id), ${problems.length} secrets or malformed lines found`,
 );
 for (const problem of problems.slice(0, 20)) console.log(`  ${problem}`);
+const scanProblems = problems.length;
 
 // --- 2. reliability summary ---------------------------------------------------------------
 const events: ReliabilityEvent[] = existsSync(eventsFile)
@@ -105,5 +106,19 @@ if (events.length > 0) {
   if (racesOk < races.length) problems.push(`${races.length - racesOk} races went wrong`);
   if (loadErrors > 0) problems.push(`${loadErrors} load errors`);
 }
+
+// The whole suite (no file or name filter) must have run the whole battery and every kind of
+// reliability test; a filtered run prints what it ran.
+const wholeSuite = process.argv.slice(2).every((arg) => arg.startsWith("-"));
+if (wholeSuite && vitestStatus === 0) {
+  if (sum(bad, (e) => e.cases) < 500 || endpoints.size < 11) {
+    problems.push("the bad-input battery must try at least 500 cases on all 11 endpoints");
+  }
+  if (faults.length === 0 || races.length === 0 || loads.length === 0) {
+    problems.push("faults, races and load runs must all have run");
+  }
+}
+const reliabilityProblems = problems.slice(scanProblems);
+for (const problem of reliabilityProblems) console.log(`reliability: ${problem}`);
 
 process.exit(vitestStatus !== 0 ? vitestStatus : problems.length > 0 ? 1 : 0);
