@@ -6,7 +6,6 @@ import {
 } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isJsonContentType } from "@modelcontextprotocol/sdk/shared/mediaType.js";
-import { JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
@@ -155,7 +154,7 @@ async function serve(
     );
     if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
       close();
-      return response;
+      return body.kind === "parsed" ? asInvalidRequest(response) : response;
     }
     // The server must live until the stream has carried the result, and no longer.
     return new Response(closingWhenDone(response.body, close), {
@@ -239,19 +238,25 @@ async function readJsonRpcBody(
   if (Array.isArray(message) && message.length === 0) {
     return { kind: "error", response: jsonRpcError(400, -32600, "Invalid Request: empty batch") };
   }
-  // §5.1: JSON that is not a JSON-RPC message is an Invalid Request (-32600), not a Parse error.
-  if (!(Array.isArray(message) ? message.every(isJsonRpcShaped) : isJsonRpcShaped(message))) {
-    return {
-      kind: "error",
-      response: jsonRpcError(400, -32600, "Invalid Request: not a JSON-RPC 2.0 message"),
-    };
-  }
   return { kind: "parsed", message };
 }
 
-/** A JSON-RPC 2.0 request, notification or response, by the SDK's own schema. */
-function isJsonRpcShaped(message: unknown): boolean {
-  return JSONRPCMessageSchema.safeParse(message).success;
+/**
+ * The transport answers JSON it could not take as JSON-RPC messages with -32700; the body was
+ * valid JSON here (we parsed it), so JSON-RPC 2.0 §5.1 calls that an Invalid Request (-32600).
+ * Only 400 answers are read, so the normal path pays nothing (no second schema check).
+ */
+async function asInvalidRequest(response: Response): Promise<Response> {
+  if (response.status !== 400) return response;
+  const text = await response.text();
+  try {
+    if ((JSON.parse(text) as { error?: { code?: unknown } }).error?.code === -32700) {
+      return jsonRpcError(400, -32600, "Invalid Request: not a JSON-RPC 2.0 message");
+    }
+  } catch {
+    // Not JSON: pass the transport's answer on as it was.
+  }
+  return new Response(text, { status: response.status, headers: response.headers });
 }
 
 function isToolCall(message: unknown): boolean {
