@@ -22,8 +22,12 @@ import { instructions, serverInfo, tools } from "./server.js";
  * session id is ever issued, so any instance can answer any request.
  */
 
+/**
+ * GET and DELETE are in the preflight only so that a browser client (the SDK opens a GET stream
+ * and may DELETE a session) reads our 405 instead of failing on a CORS network error.
+ */
 const CORS: CorsPolicy = {
-  methods: ["POST"],
+  methods: ["GET", "POST", "DELETE"],
   allowHeaders: ["Authorization", "Content-Type", "Accept", "MCP-Protocol-Version"],
   exposeHeaders: ["WWW-Authenticate"],
 };
@@ -76,7 +80,9 @@ export function createMcpHandler(options: {
     if (request.method !== "POST") {
       // The stateless transport would answer GET with an SSE stream that stays open until the
       // function times out; this server never sends unsolicited messages, so there is no stream.
-      return jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
+      const refused = jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
+      if (origin !== null) applyCors(refused.headers, origin, CORS);
+      return refused;
     }
 
     const auth = await options.authenticate(request, config);

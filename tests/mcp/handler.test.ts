@@ -285,7 +285,7 @@ describe("/mcp HTTP rules", () => {
       config,
     );
     expect(response.status).toBe(204);
-    expect(response.headers.get("access-control-allow-methods")).toBe("POST");
+    expect(response.headers.get("access-control-allow-methods")).toBe("GET, POST, DELETE");
     expect(response.headers.get("access-control-allow-headers")).toMatch(/Authorization/);
   });
 });

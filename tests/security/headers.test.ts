@@ -47,10 +47,8 @@ type Cors =
   /** `*` on every answer: nothing here is a credential (metadata, JWKS, token endpoints). */
   | "any"
   /**
-   * The caller's Origin reflected, only when it is ours or in MCP_ALLOWED_ORIGINS (/mcp), on the
-   * methods its preflight allows (POST; OPTIONS is the preflight). A GET gets a 405 that browsers
-   * cannot send with the MCP headers anyway (the preflight allows POST only); it may carry the
-   * reflected Origin or nothing, never anything else.
+   * The caller's Origin reflected, only when it is ours or in MCP_ALLOWED_ORIGINS (/mcp), on
+   * every answer, the 405 to a GET included (so a browser client reads it).
    */
   | "allowed-origins"
   /** Never: pages and redirects a browser navigates to. */
@@ -146,11 +144,7 @@ function problemsOf(seen: Seen, https: boolean, allowedOrigins: string[]): strin
   const allowedOrigin = origin !== null && allowedOrigins.includes(origin) ? origin : null;
   const expected =
     seen.route.cors === "any" ? "*" : seen.route.cors === "allowed-origins" ? allowedOrigin : null;
-  const lenient =
-    seen.route.cors === "allowed-origins" &&
-    !["POST", "OPTIONS"].includes(seen.method) &&
-    allowOrigin === null;
-  if (allowOrigin !== expected && !lenient) {
+  if (allowOrigin !== expected) {
     problems.push(`access-control-allow-origin: "${allowOrigin}", want ${expected ?? "none"}`);
   }
   if (allowOrigin !== null && allowOrigin !== "*") {
