@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { expect } from "vitest";
+import { withRequestContext } from "../../lib/log.js";
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
 import { handleAuthorize } from "../../lib/oauth/authorize.js";
 import { handleCallback } from "../../lib/oauth/callback.js";
@@ -106,7 +107,8 @@ export class Battery {
     let response: Response;
     let text: string;
     try {
-      response = await this.#handler(endpoint)(request);
+      // As lib/http/entry.ts does for a deployed function: log lines carry the request's id.
+      response = await withRequestContext(request, () => this.#handler(endpoint)(request));
       text = await response.text();
     } catch (error) {
       tally.fiveXX++;
