@@ -29,7 +29,8 @@ const WINDOW_SECONDS = 60;
  * the in-memory store (local development, one process).
  *
  * The identifier is an HMAC of the IP under the deployment's secret: Redis never holds client
- * addresses, and keys stay under the deployment's prefix with the window as their TTL.
+ * addresses, and keys stay under the deployment's prefix, each with a TTL of two windows (set by
+ * the library's script).
  *
  * A limiter that cannot reach Redis lets the request through (its `timeout`, or an error):
  * the endpoint's own store access then answers 503 if Redis is really down, and a flaky limiter

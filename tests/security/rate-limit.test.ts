@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { clientIp } from "../../lib/http/client-ip.js";
 import { createRateLimiter } from "../../lib/http/rate-limit.js";
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
@@ -59,6 +61,37 @@ describe("abuse limits in memory (npm run dev)", () => {
       headers: { "x-real-ip": "198.51.100.1" },
     });
     for (let i = 0; i < 50; i++) expect(await limiter.check("register", request)).toBeNull();
+  });
+
+  it("lets requests through when Redis cannot be reached, and says so in the logs", async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const limiter = createRateLimiter(
+      testConfig({
+        UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${closed}`,
+        UPSTASH_REDIS_REST_TOKEN: "t",
+        STORE_TIMEOUT_MS: "500",
+        RATE_LIMIT_TOKEN: "1",
+      }),
+    );
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: unknown) => {
+      errors.push(String(line));
+    });
+    try {
+      const request = new Request("http://localhost:3000/token", {
+        headers: { "x-real-ip": "198.51.100.9" },
+      });
+      // Over an allowance of 1, yet allowed: a limiter outage must not lock everyone out.
+      for (let i = 0; i < 3; i++) expect(await limiter.check("token", request)).toBeNull();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errors.some((line) => line.includes('"event":"ratelimit.unavailable"'))).toBe(true);
   });
 
   it("a bad RATE_LIMIT_* value fails the configuration, naming the variable", () => {
