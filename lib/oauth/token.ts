@@ -49,35 +49,32 @@ async function grant(
   config: Config,
   deps: OAuthDeps,
 ): Promise<IssuedTokens> {
-  switch (form.grant_type) {
+  const grantType = form.grant_type;
+  if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
+  if (!isGrantType(grantType)) {
+    throw new OAuthError(
+      "unsupported_grant_type",
+      "Use authorization_code, refresh_token or client_credentials",
+    );
+  }
+  // RFC 6749 §5.2: a client uses only the grants it registered for (a client_credentials-only
+  // agent gets no code; a client without refresh_token gets no refresh).
+  if (!client.grant_types.includes(grantType)) {
+    throw new OAuthError("unauthorized_client", `This client did not register for ${grantType}`);
+  }
+  switch (grantType) {
     case "authorization_code":
-      // RFC 6749 §5.2: a pre-registered client_credentials-only agent may not use this grant.
-      if (!client.grant_types.includes("authorization_code")) {
-        throw new OAuthError(
-          "unauthorized_client",
-          "This client did not register for authorization_code",
-        );
-      }
       return authorizationCodeGrant(form, client, urls, config, deps);
     case "refresh_token":
-      if (!client.grant_types.includes("refresh_token")) {
-        throw new OAuthError(
-          "unauthorized_client",
-          "This client did not register for refresh_token",
-        );
-      }
       return refreshTokenGrant(form, client, urls, config, deps);
     case "client_credentials":
       return clientCredentialsGrant(form, client, urls, config);
-    case undefined:
-      throw new OAuthError("invalid_request", "grant_type is required");
-    default:
-      throw new OAuthError(
-        "unsupported_grant_type",
-        "Use authorization_code, refresh_token or client_credentials",
-      );
   }
 }
+
+const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"] as const;
+const isGrantType = (value: string): value is (typeof GRANT_TYPES)[number] =>
+  (GRANT_TYPES as readonly string[]).includes(value);
 
 const invalidGrant = (description: string) => new OAuthError("invalid_grant", description);
 
@@ -212,10 +209,8 @@ async function clientCredentialsGrant(
   urls: PublicUrls,
   config: Config,
 ): Promise<IssuedTokens> {
-  if (
-    client.token_endpoint_auth_method === "none" ||
-    !client.grant_types.includes("client_credentials")
-  ) {
+  // A public client cannot authenticate, so it cannot act for itself.
+  if (client.token_endpoint_auth_method === "none") {
     throw new OAuthError("unauthorized_client", "This client may not use client_credentials");
   }
   const allowed = (client.scope ?? DEFAULT_SCOPES.join(" ")).split(" ").filter(Boolean);

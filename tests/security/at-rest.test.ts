@@ -8,7 +8,7 @@ import { decryptUpstreamTokens, readGrant } from "../../lib/oauth/grants.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { UpstashStore } from "../../lib/store/upstash.js";
 import { testConfig } from "../fixtures/config.js";
-import { CLIENT_REDIRECT, type Harness, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import { type Harness, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 const redis = inject("redis");
 
@@ -42,22 +42,9 @@ describe.skipIf(!redis.available)("nothing usable at rest, on real redis-server"
     const client = await h.register({ token_endpoint_auth_method: "client_secret_post" });
     const secret = String(client.client_secret);
     const { code, verifier } = await h.login(client);
-    const first = await h.token({
-      grant_type: "authorization_code",
-      code,
-      code_verifier: verifier,
-      client_id: client.client_id,
-      client_secret: secret,
-      redirect_uri: CLIENT_REDIRECT,
-    });
+    const first = await h.redeem(client, code, verifier, { client_secret: secret });
     expect(first.status).toBe(200);
-    const refresh = (token: string) =>
-      h.token({
-        grant_type: "refresh_token",
-        refresh_token: token,
-        client_id: client.client_id,
-        client_secret: secret,
-      });
+    const refresh = (token: string) => h.refresh(client, token, { client_secret: secret });
     const second = await refresh(first.body.refresh_token);
     const third = await refresh(second.body.refresh_token);
     expect(third.status).toBe(200);

@@ -1,5 +1,6 @@
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import { Redis } from "ioredis";
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { randomToken, sha256 } from "../../lib/crypto/random.js";
 import { getUpstreamAccessToken } from "../../lib/mcp/upstream-token.js";
@@ -9,7 +10,6 @@ import { UpstashStore } from "../../lib/store/upstash.js";
 import type { Upstream } from "../../lib/upstream/types.js";
 import { readForm } from "../fixtures/browser.js";
 import {
-  CLIENT_REDIRECT,
   type Harness,
   ORIGIN,
   type RegisteredClient,
@@ -50,27 +50,11 @@ afterAll(async () => {
   await h?.close();
 });
 
-const exchange = (code: string, verifier: string) =>
-  h.token({
-    grant_type: "authorization_code",
-    code,
-    code_verifier: verifier,
-    redirect_uri: CLIENT_REDIRECT,
-    client_id: client.client_id,
-  });
+const exchange = (code: string, verifier: string) => h.redeem(client, code, verifier);
 
-const refresh = (refreshToken: string) =>
-  h.token({
-    grant_type: "refresh_token",
-    refresh_token: refreshToken,
-    client_id: client.client_id,
-  });
+const refresh = (refreshToken: string) => h.refresh(client, refreshToken);
 
-const claimsOf = (accessToken: string) =>
-  JSON.parse(Buffer.from(accessToken.split(".")[1] ?? "", "base64url").toString()) as {
-    sub: string;
-    gid: string;
-  };
+const claimsOf = (accessToken: string) => decodeJwt(accessToken) as { sub: string; gid: string };
 
 const tally = (values: Array<string | number>) => {
   const counts = new Map<string, number>();

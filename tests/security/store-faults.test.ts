@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { randomToken, sha256 } from "../../lib/crypto/random.js";
 import { prefixed } from "../../lib/store/prefixed.js";
@@ -159,22 +160,9 @@ afterAll(async () => {
 
 const form = { "content-type": "application/x-www-form-urlencoded" };
 
-function exchange(code: string, verifier: string) {
-  return h.token({
-    grant_type: "authorization_code",
-    code,
-    code_verifier: verifier,
-    redirect_uri: CLIENT_REDIRECT,
-    client_id: client.client_id,
-  });
-}
+const exchange = (code: string, verifier: string) => h.redeem(client, code, verifier);
 
-const refresh = (refreshToken: string) =>
-  h.token({
-    grant_type: "refresh_token",
-    refresh_token: refreshToken,
-    client_id: client.client_id,
-  });
+const refresh = (refreshToken: string) => h.refresh(client, refreshToken);
 
 const revoke = (token: string) =>
   h.fetch(`${ORIGIN}/revoke`, {
@@ -600,9 +588,7 @@ describe.skipIf(!redis.available)(
       expect(result.body.error).toBe("temporarily_unavailable");
       expect(result.headers.get("retry-after")).toMatch(/^\d+$/);
 
-      const grantId = JSON.parse(
-        Buffer.from(tokens.access_token.split(".")[1], "base64url").toString(),
-      ).gid as string;
+      const grantId = String(decodeJwt(tokens.access_token).gid);
       const audit = await auditStore(raw, PREFIX);
       expect(audit.problems).toEqual([]);
       const grant = audit.grants.find((g) => g.id === grantId);

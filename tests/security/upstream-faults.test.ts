@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UpstreamConfig } from "../../lib/config.js";
 import { createSecrets } from "../../lib/crypto/secrets.js";
@@ -76,14 +76,7 @@ async function untilCallback() {
   return { browser, callback: callback.href, state, verifier };
 }
 
-const exchange = (code: string, verifier: string) =>
-  h.token({
-    grant_type: "authorization_code",
-    code,
-    code_verifier: verifier,
-    redirect_uri: CLIENT_REDIRECT,
-    client_id: client.client_id,
-  });
+const exchange = (code: string, verifier: string) => h.redeem(client, code, verifier);
 
 const status = (status: number, contentType: string, body: string): Fault => ({
   kind: "status",
@@ -211,10 +204,8 @@ describe("the upstream refresh of a tool failing", () => {
 
   beforeAll(async () => {
     const tokens = await h.tokens(client);
-    const claims = JSON.parse(
-      Buffer.from(tokens.access_token.split(".")[1], "base64url").toString(),
-    );
-    grantId = claims.gid;
+    const claims = decodeJwt(tokens.access_token);
+    grantId = String(claims.gid);
     authInfo = {
       token: tokens.access_token,
       clientId: client.client_id,
