@@ -3,6 +3,7 @@ import { parseSigningKeys, type SigningKey } from "./crypto/keys.js";
 import type { ClientRecord } from "./oauth/client-metadata.js";
 import { redirectUriProblem } from "./oauth/redirect-uri.js";
 import { parseScope } from "./oauth/scopes.js";
+import { MAX_TTL_SECONDS } from "./store/types.js";
 import { auth0Preset } from "./upstream/auth0-preset.js";
 import { githubPreset } from "./upstream/github-preset.js";
 import { googlePreset } from "./upstream/google-preset.js";
@@ -36,7 +37,15 @@ export interface Config {
  */
 export interface RateLimitConfig {
   register: number;
+  /** Registrations per client IP per day (a window of 24 h): bounds what one address stores. */
+  registerDaily: number;
   token: number;
+  revoke: number;
+  /**
+   * Client ID Metadata Documents actually fetched (cache misses) for one client IP, at any
+   * endpoint: outbound requests to hosts of the caller's choice.
+   */
+  cimdFetch: number;
   /** GET /authorize and the consent POST together. */
   authorize: number;
   /** Requests to /mcp whose bearer token failed verification (valid tokens are never counted). */
@@ -55,6 +64,8 @@ export interface OAuthConfig {
   signingKeys: [SigningKey, ...SigningKey[]];
   /** The master secret every symmetric key is derived from (lib/crypto/secrets.ts). */
   secret: Buffer;
+  /** Signs only the upstream `state` the preview relay passes between deployments. */
+  relaySecret: Buffer | undefined;
   accessTokenTtl: number;
   /** Lifetime of a grant and its refresh tokens, from the login; refreshing does not extend it. */
   refreshTokenTtl: number;
@@ -126,6 +137,18 @@ const perMinute = (fallback: number) =>
       .transform((v) => v ?? fallback),
   );
 
+/** A whole number of requests per day; 0 turns the limit off. */
+const perDay = (fallback: number) =>
+  optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, "must be a whole number of requests per day (0 turns the limit off)")
+      .transform(Number)
+      .pipe(z.number().int().max(1_000_000_000))
+      .optional()
+      .transform((v) => v ?? fallback),
+  );
+
 const positiveInt = (fallback: number) =>
   optionalString.pipe(
     z
@@ -136,6 +159,39 @@ const positiveInt = (fallback: number) =>
       .optional()
       .transform((v) => v ?? fallback),
   );
+
+/**
+ * A whole number of seconds with a ceiling; `why` ends the message, so the error names the
+ * variable (added by loadConfig), the maximum and the reason, then the variable's fix hint.
+ */
+const secondsAtMost = (fallback: number, max: number, why: string) =>
+  optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, "must be a whole number")
+      .transform(Number)
+      .pipe(z.number().int().positive().max(max, `must be at most ${max} seconds (${why})`))
+      .optional()
+      .transform((v) => v ?? fallback),
+  );
+
+/**
+ * Lifetimes that become store TTLs: above the store's ceiling (lib/store/types.ts `assertTtl`)
+ * every write with them throws, so every registration or login would fail at run time.
+ */
+const storeTtl = (fallback: number) =>
+  secondsAtMost(
+    fallback,
+    MAX_TTL_SECONDS,
+    "366 days, the longest TTL the store accepts; a longer one would make every write with it fail",
+  );
+
+/**
+ * A rotated refresh token stays usable, and its successor pair stays stored, this long
+ * (lib/oauth/grants.ts). Real races last a second or two; a longer window only widens what a
+ * stolen rotated token can get (RFC 9700 §4.14.2).
+ */
+const MAX_REFRESH_GRACE_SECONDS = 60;
 
 /**
  * Each variable has a hint: what to set when it is wrong. The schema only checks shape; the rules
@@ -152,6 +208,12 @@ const HINTS: Record<string, string> = {
   STORE_TIMEOUT_MS: "a whole number of milliseconds, e.g. 2000",
   RATE_LIMIT_REGISTER: "a whole number of registrations per client IP per minute, e.g. 20 (0: off)",
   RATE_LIMIT_TOKEN: "a whole number of token requests per client IP per minute, e.g. 60 (0: off)",
+  RATE_LIMIT_REGISTER_DAILY:
+    "a whole number of registrations per client IP per day, e.g. 100 (0: off)",
+  RATE_LIMIT_REVOKE:
+    "a whole number of revocation requests per client IP per minute, e.g. 60 (0: off)",
+  RATE_LIMIT_CIMD_FETCH:
+    "a whole number of client metadata document fetches per client IP per minute, e.g. 10 (0: off)",
   RATE_LIMIT_AUTHORIZE:
     "a whole number of authorization requests per client IP per minute (0: off)",
   RATE_LIMIT_MCP_AUTH_FAILURES:
@@ -164,6 +226,8 @@ const HINTS: Record<string, string> = {
   OAUTH_SIGNING_KEYS: "run `npm run keys` and copy the OAUTH_SIGNING_KEYS line it prints",
   OAUTH_SECRET:
     "run `npm run keys` and copy the OAUTH_SECRET line it prints (32 random bytes, base64url)",
+  OAUTH_RELAY_SECRET:
+    "run `npm run keys` and copy the OAUTH_RELAY_SECRET line it prints; set the SAME value on production and previews (and nothing else shared)",
   ACCESS_TOKEN_TTL: "a whole number of seconds, e.g. 3600",
   REFRESH_TOKEN_TTL: "a whole number of seconds, e.g. 2592000 (30 days)",
   REFRESH_GRACE_SECONDS: "a whole number of seconds, e.g. 10",
@@ -205,9 +269,21 @@ const origin = z.string().refine((v) => {
   return /^https?:$/.test(u.protocol) && u.origin === v.replace(/\/$/, "");
 }, "each entry must be an origin like https://app.example.com");
 
+/**
+ * Issue #11 (F8): an id such as `constructor` or `__proto__` looked up on a plain object finds
+ * the built-in property; refusing these ids keeps every lookup keyed by client_id safe.
+ */
+const OBJECT_PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 const StaticClient = z
   .object({
-    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,100}$/, "must be 1-100 of A-Z a-z 0-9 . _ ~ -"),
+    client_id: z
+      .string()
+      .regex(/^[A-Za-z0-9._~-]{1,100}$/, "must be 1-100 of A-Z a-z 0-9 . _ ~ -")
+      .refine((id) => !OBJECT_PROTOTYPE_NAMES.has(id), {
+        error: (issue) =>
+          `client_id "${String(issue.input)}" is the name of an Object.prototype property (constructor, toString, __proto__, ...), which a lookup keyed by client_id could find instead of a client; choose another client_id`,
+      }),
     client_secret_sha256: z
       .string()
       .regex(/^[A-Za-z0-9_-]{43}$/, "must be a base64url SHA-256 (npm run client-secret)")
@@ -289,6 +365,9 @@ const EnvSchema = z.object({
   MCP_MAX_BODY_BYTES: positiveInt(1024 * 1024),
   RATE_LIMIT_REGISTER: perMinute(20),
   RATE_LIMIT_TOKEN: perMinute(60),
+  RATE_LIMIT_REGISTER_DAILY: perDay(100),
+  RATE_LIMIT_REVOKE: perMinute(60),
+  RATE_LIMIT_CIMD_FETCH: perMinute(10),
   RATE_LIMIT_AUTHORIZE: perMinute(60),
   RATE_LIMIT_MCP_AUTH_FAILURES: perMinute(30),
   PUBLIC_URL: httpUrl.pipe(
@@ -335,10 +414,24 @@ const EnvSchema = z.object({
       .transform((v) => Buffer.from(v, "base64url"))
       .optional(),
   ),
+  OAUTH_RELAY_SECRET: optionalString.pipe(
+    z
+      .string()
+      .refine(
+        (v) => /^[A-Za-z0-9_\-+/=]+$/.test(v) && Buffer.from(v, "base64url").length >= 32,
+        "must be at least 32 random bytes, base64url-encoded",
+      )
+      .transform((v) => Buffer.from(v, "base64url"))
+      .optional(),
+  ),
   ACCESS_TOKEN_TTL: positiveInt(3600),
-  REFRESH_TOKEN_TTL: positiveInt(30 * 24 * 3600),
-  REFRESH_GRACE_SECONDS: positiveInt(10),
-  CLIENT_TTL: positiveInt(90 * 24 * 3600),
+  REFRESH_TOKEN_TTL: storeTtl(30 * 24 * 3600),
+  REFRESH_GRACE_SECONDS: secondsAtMost(
+    10,
+    MAX_REFRESH_GRACE_SECONDS,
+    "a grace window only has to cover racing duplicates of one refresh",
+  ),
+  CLIENT_TTL: storeTtl(90 * 24 * 3600),
   UPSTREAM_PROVIDER: optionalString.pipe(z.enum(["oidc", "auth0", "google", "github"]).optional()),
   UPSTREAM_ISSUER: httpUrl,
   UPSTREAM_AUTH0_DOMAIN: optionalString.pipe(
@@ -465,6 +558,21 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`OAUTH_SIGNING_KEYS: is missing (fix: ${HINTS.OAUTH_SIGNING_KEYS})`);
   }
   if (!e.OAUTH_SECRET) problems.push(`OAUTH_SECRET: is missing (fix: ${HINTS.OAUTH_SECRET})`);
+  // The relay passes a signed state between deployments; previews must not hold production's
+  // OAUTH_SECRET (docs/security.md, preview trust), so that state has a secret of its own.
+  const relays =
+    e.OAUTH_RELAY_HOSTS !== undefined ||
+    (e.OAUTH_CALLBACK_URL !== undefined && new URL(e.OAUTH_CALLBACK_URL).origin !== e.PUBLIC_URL);
+  if (relays && !e.OAUTH_RELAY_SECRET) {
+    problems.push(
+      `OAUTH_RELAY_SECRET: is missing, and the preview relay (OAUTH_CALLBACK_URL / OAUTH_RELAY_HOSTS) needs it (fix: ${HINTS.OAUTH_RELAY_SECRET})`,
+    );
+  }
+  if (e.OAUTH_RELAY_SECRET && e.OAUTH_SECRET && e.OAUTH_RELAY_SECRET.equals(e.OAUTH_SECRET)) {
+    problems.push(
+      "OAUTH_RELAY_SECRET: must differ from OAUTH_SECRET, which previews must never hold (fix: run `npm run keys` for a separate relay secret)",
+    );
+  }
   const upstream = upstreamPreset(e, problems);
   const isDevelopmentProvider = e.DEV_IDENTITY_PROVIDER === "1";
   if (environment === "production") {
@@ -502,7 +610,9 @@ export function loadConfig(env: Env = process.env): Config {
           [
             e.VERCEL_URL,
             e.VERCEL_BRANCH_URL,
-            e.VERCEL_PROJECT_PRODUCTION_URL,
+            // Vercel sets this on previews too; a preview that answered as the production host
+            // would mint tokens whose audience is production's /mcp (issue #11, F9).
+            environment === "production" ? e.VERCEL_PROJECT_PRODUCTION_URL : undefined,
             ...(e.ALLOWED_HOSTS ?? []),
           ]
             .filter((h): h is string => Boolean(h))
@@ -511,6 +621,7 @@ export function loadConfig(env: Env = process.env): Config {
       ],
       signingKeys: e.OAUTH_SIGNING_KEYS as [SigningKey, ...SigningKey[]],
       secret: e.OAUTH_SECRET as Buffer,
+      relaySecret: e.OAUTH_RELAY_SECRET,
       accessTokenTtl: e.ACCESS_TOKEN_TTL,
       refreshTokenTtl: e.REFRESH_TOKEN_TTL,
       refreshGraceSeconds: e.REFRESH_GRACE_SECONDS,
@@ -524,6 +635,9 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimits: {
       register: e.RATE_LIMIT_REGISTER,
       token: e.RATE_LIMIT_TOKEN,
+      registerDaily: e.RATE_LIMIT_REGISTER_DAILY,
+      revoke: e.RATE_LIMIT_REVOKE,
+      cimdFetch: e.RATE_LIMIT_CIMD_FETCH,
       authorize: e.RATE_LIMIT_AUTHORIZE,
       mcpAuthFailures: e.RATE_LIMIT_MCP_AUTH_FAILURES,
     },

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CONFIG_VARIABLES, ConfigError, defaultKeyPrefix, loadConfig } from "../lib/config.js";
+import { handleAuthorizationServerMetadata } from "../lib/oauth/metadata.js";
 import { MemoryStore } from "../lib/store/memory.js";
+import { MAX_TTL_SECONDS } from "../lib/store/types.js";
 import { testEnv } from "./fixtures/config.js";
 
 /** Only the variables under test vary; keys and upstream come from a complete test env. */
@@ -212,5 +214,86 @@ describe("configuration", () => {
       expect(error.message).toMatch(/OAUTH_STATIC_CLIENTS: /);
       expect(error.message).toMatch(message);
     }
+  });
+
+  it("refuses a client_id that names an Object.prototype property (issue #11, F8)", () => {
+    // A plain-object lookup keyed by client_id (remembered consent, say) would find the built-in
+    // property for these names; the ids are refused before they can reach one.
+    const names = Object.getOwnPropertyNames(Object.prototype);
+    expect(names).toEqual(expect.arrayContaining(["constructor", "toString", "__proto__"]));
+    for (const id of names.filter((n) => /^[A-Za-z0-9._~-]{1,100}$/.test(n))) {
+      const error = configError({
+        OAUTH_STATIC_CLIENTS: JSON.stringify([
+          { client_id: id, redirect_uris: ["https://a.example/cb"] },
+        ]),
+      });
+      expect(error.problems, id).toHaveLength(1);
+      expect(error.problems[0], id).toMatch(/^OAUTH_STATIC_CLIENTS: /);
+      expect(error.problems[0], id).toContain(`"${id}"`);
+      expect(error.problems[0], id).toMatch(/Object\.prototype/);
+    }
+    // Names that merely contain one are fine.
+    expect(
+      load({
+        OAUTH_STATIC_CLIENTS: JSON.stringify([
+          { client_id: "constructor-app", redirect_uris: ["https://a.example/cb"] },
+        ]),
+      }).oauth.staticClients[0]?.client_id,
+    ).toBe("constructor-app");
+  });
+
+  it("refuses a TTL above the store's ceiling, naming the variable, the maximum and the fix", () => {
+    // Above MAX_TTL_SECONDS every write with that TTL throws (lib/store/types.ts assertTtl): every
+    // registration (CLIENT_TTL) or login (REFRESH_TOKEN_TTL) would fail at run time instead.
+    for (const name of ["CLIENT_TTL", "REFRESH_TOKEN_TTL"]) {
+      const error = configError({ [name]: String(MAX_TTL_SECONDS + 1) });
+      expect(error.problems, name).toHaveLength(1);
+      expect(error.problems[0]).toMatch(new RegExp(`^${name}: must be at most ${MAX_TTL_SECONDS}`));
+      expect(error.problems[0]).toMatch(/\(fix: /);
+      expect(load({ [name]: String(MAX_TTL_SECONDS) }).oauth).toBeDefined();
+    }
+    const config = load({ CLIENT_TTL: String(MAX_TTL_SECONDS), REFRESH_TOKEN_TTL: "86400" });
+    expect(config.oauth.clientTtl).toBe(MAX_TTL_SECONDS);
+    expect(config.oauth.refreshTokenTtl).toBe(86400);
+  });
+
+  it("caps REFRESH_GRACE_SECONDS at 60", () => {
+    expect(load({ REFRESH_GRACE_SECONDS: "60" }).oauth.refreshGraceSeconds).toBe(60);
+    const error = configError({ REFRESH_GRACE_SECONDS: "61" });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^REFRESH_GRACE_SECONDS: must be at most 60/);
+    expect(error.problems[0]).toMatch(/\(fix: /);
+  });
+
+  it("answers as the production host only on the production deployment (issue #11, F9)", async () => {
+    // Vercel sets VERCEL_PROJECT_PRODUCTION_URL on previews too; a preview that accepted that
+    // host would mint tokens whose audience is production's /mcp.
+    const vercel = {
+      KV_REST_API_URL: "https://kv.upstash.io",
+      KV_REST_API_TOKEN: "t",
+      UPSTREAM_ISSUER: "https://idp.example",
+      VERCEL_URL: "my-mcp-abc123-acme.vercel.app",
+      VERCEL_BRANCH_URL: "my-mcp-git-feature-acme.vercel.app",
+      VERCEL_PROJECT_PRODUCTION_URL: "mcp.acme.com",
+    };
+    const preview = load({ ...vercel, VERCEL_ENV: "preview" });
+    expect(preview.oauth.allowedHosts).not.toContain("mcp.acme.com");
+    expect(preview.oauth.allowedHosts).toEqual(
+      expect.arrayContaining([
+        "my-mcp-abc123-acme.vercel.app",
+        "my-mcp-git-feature-acme.vercel.app",
+      ]),
+    );
+    const production = load({ ...vercel, VERCEL_ENV: "production" });
+    expect(production.oauth.allowedHosts).toContain("mcp.acme.com");
+
+    const metadata = (host: string, config: typeof preview) =>
+      handleAuthorizationServerMetadata(
+        new Request(`https://${host}/.well-known/oauth-authorization-server`),
+        config,
+      );
+    expect((await metadata("mcp.acme.com", preview)).status).toBe(421);
+    expect((await metadata("my-mcp-abc123-acme.vercel.app", preview)).status).toBe(200);
+    expect((await metadata("mcp.acme.com", production)).status).toBe(200);
   });
 });

@@ -4,33 +4,61 @@ import { safeEqual } from "./random.js";
 /**
  * Symmetric keys for this deployment, all derived with HKDF (RFC 5869) from one `OAUTH_SECRET`,
  * one key per purpose, so a key used to sign cookies can never decrypt an upstream token.
+ *
+ * Every key is also bound to the deployment's scope (its environment and store prefix): code on
+ * a preview branch that was given production's `OAUTH_SECRET` by mistake still derives other
+ * keys, so it can neither read production's encrypted records nor forge its cookies and forms.
+ * The one value deployments of a project share on purpose, the preview relay's `state`, has
+ * its own secret (`OAUTH_RELAY_SECRET`) and a key that can do nothing but sign those states.
  */
 export interface Secrets {
-  /** AES-256-GCM: upstream tokens at rest, and refresh-race successors. */
+  /** AES-256-GCM: upstream tokens and pending logins at rest. */
   encrypt(plaintext: string, context: string): string;
   decrypt(ciphertext: string, context: string): string | null;
   /** HMAC-SHA-256 signatures for cookies, CSRF tokens and signed form state. */
   sign(payload: string, purpose: string): string;
   verify(payload: string, signature: string, purpose: string): boolean;
+  /** Signs and checks the upstream `state`, which a relaying deployment must verify too. */
+  relay: {
+    sign(payload: string): string;
+    verify(payload: string, signature: string): boolean;
+  };
+}
+
+export interface SecretsOptions {
+  /** The deployment's scope, e.g. `production:mcp:prod:`: part of every key's HKDF info. */
+  scope: string;
+  /** `OAUTH_RELAY_SECRET`, shared by the deployments of a project that relay logins. */
+  relaySecret?: Buffer | undefined;
 }
 
 function derive(master: Buffer, info: string): Buffer {
   return Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), info, 32));
 }
 
-export function createSecrets(master: Buffer): Secrets {
-  const encryptionKey = derive(master, "mcp-oauth/upstream-tokens/aes-256-gcm");
-  const signingKey = derive(master, "mcp-oauth/hmac-sha256");
+function hmac(key: Buffer, text: string): string {
+  return createHmac("sha256", key).update(text).digest("base64url");
+}
+
+export function createSecrets(master: Buffer, options: SecretsOptions): Secrets {
+  const scope = options.scope;
+  const encryptionKey = derive(master, `mcp-oauth/${scope}/aes-256-gcm`);
+  const signingKey = derive(master, `mcp-oauth/${scope}/hmac-sha256`);
+  // Without a relay secret no other deployment verifies our states: the scoped key serves.
+  const relayKey = options.relaySecret
+    ? derive(options.relaySecret, "mcp-oauth/relay-state/hmac-sha256")
+    : derive(master, `mcp-oauth/${scope}/relay-state/hmac-sha256`);
+  // The scope is in the associated data as well as in the key (NIST SP 800-38D §5.2.1.1).
+  const aad = (context: string) => `${scope}\n${context}`;
   return {
-    encrypt: (plaintext, context) => encryptWithKey(encryptionKey, plaintext, context),
-    decrypt: (ciphertext, context) => decryptWithKey(encryptionKey, ciphertext, context),
-    sign: (payload, purpose) =>
-      createHmac("sha256", signingKey).update(`${purpose}\n${payload}`).digest("base64url"),
-    verify(payload, signature, purpose) {
-      const expected = createHmac("sha256", signingKey)
-        .update(`${purpose}\n${payload}`)
-        .digest("base64url");
-      return safeEqual(expected, signature);
+    encrypt: (plaintext, context) => encryptWithKey(encryptionKey, plaintext, aad(context)),
+    decrypt: (ciphertext, context) => decryptWithKey(encryptionKey, ciphertext, aad(context)),
+    sign: (payload, purpose) => hmac(signingKey, `${purpose}\n${payload}`),
+    verify: (payload, signature, purpose) =>
+      safeEqual(hmac(signingKey, `${purpose}\n${payload}`), signature),
+    relay: {
+      sign: (payload) => hmac(relayKey, payload),
+      verify: (payload, signature) => safeEqual(hmac(relayKey, payload), signature),
     },
   };
 }

@@ -29,6 +29,12 @@ export interface DevIdentityProviderOptions {
   issueRefreshTokens?: boolean;
   /** Open dynamic client registration (as an Auth0 tenant can allow). */
   registration?: boolean;
+  /**
+   * The `email_verified` claim of each user (OIDC Core §5.1), so tests can sign in a user whose
+   * address the provider never checked; a string models providers that send "true" instead of
+   * a JSON boolean. Every user is verified by default.
+   */
+  emailVerified?: (accountId: string) => boolean | string;
 }
 
 export async function startDevIdentityProvider(
@@ -65,7 +71,7 @@ export async function startDevIdentityProvider(
         name: id,
         preferred_username: id,
         email: `${id}@example.test`,
-        email_verified: true,
+        email_verified: options.emailVerified?.(id) ?? true,
       }),
     }),
     claims: {

@@ -21,7 +21,16 @@ export interface RateLimiter {
   check(bucket: RateLimitBucket, request: Request): Promise<RateLimitDenial | null>;
 }
 
-const WINDOW_SECONDS = 60;
+/**
+ * Every bucket counts per minute except these, which count per day: a per-minute allowance
+ * bounds a burst, not the total, and registrations are kept for a day (lib/oauth/clients.ts).
+ */
+const DAILY_BUCKETS: ReadonlySet<RateLimitBucket> = new Set<RateLimitBucket>(["registerDaily"]);
+
+/** The length of a bucket's window. */
+export function windowSeconds(bucket: RateLimitBucket): number {
+  return DAILY_BUCKETS.has(bucket) ? 24 * 3600 : 60;
+}
 
 /**
  * Per-IP limits kept in the deployment's Redis by `@upstash/ratelimit` (a sliding window, one
@@ -30,7 +39,7 @@ const WINDOW_SECONDS = 60;
  *
  * The identifier is an HMAC of the IP under the deployment's secret: Redis never holds client
  * addresses, and keys stay under the deployment's prefix, each with a TTL of two windows (set by
- * the library's script).
+ * the library's script): two minutes, or two days for a daily bucket.
  *
  * A limiter that cannot reach Redis lets the request through (its `timeout`, or an error):
  * the endpoint's own store access then answers 503 if Redis is really down, and a flaky limiter
@@ -79,7 +88,7 @@ function upstashBackend(store: Extract<StoreConfig, { kind: "upstash" }>): Backe
     if (!limiter) {
       limiter = new Ratelimit({
         redis,
-        limiter: Ratelimit.slidingWindow(allowance, `${WINDOW_SECONDS} s`),
+        limiter: Ratelimit.slidingWindow(allowance, `${windowSeconds(bucket)} s`),
         prefix: `${keyPrefix}ratelimit:${bucket}`,
         timeout: timeoutMs,
         analytics: false,
@@ -102,7 +111,7 @@ function memoryBackend(): Backend {
       if (windows.size > 10_000) {
         for (const [k, w] of windows) if (w.resetAtMs <= now) windows.delete(k);
       }
-      window = { count: 0, resetAtMs: now + WINDOW_SECONDS * 1000 };
+      window = { count: 0, resetAtMs: now + windowSeconds(bucket) * 1000 };
       windows.set(key, window);
     }
     window.count += 1;

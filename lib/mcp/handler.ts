@@ -239,10 +239,14 @@ async function readJsonRpcBody(
   } catch {
     return { kind: "error", response: jsonRpcError(400, -32700, "Parse error: Invalid JSON") };
   }
-  // JSON-RPC 2.0 §6: an empty batch is an Invalid Request, answered with one error; the
-  // transport would take it for a batch of notifications and answer 202.
-  if (Array.isArray(message) && message.length === 0) {
-    return { kind: "error", response: jsonRpcError(400, -32600, "Invalid Request: empty batch") };
+  // MCP 2025-06-18 removed JSON-RPC batching (changelog; basic/transports: the POST body is one
+  // message), so no array body is a valid request: we answer one Invalid Request error with a null
+  // id, as JSON-RPC 2.0 §6 does for an empty batch. Running batches would let one request start
+  // up to 100 tool calls, and the transport never answers a batch whose notification cancels its
+  // own request (the response it waits for is dropped), leaving the function to time out.
+  if (Array.isArray(message)) {
+    const problem = message.length === 0 ? "empty batch" : "JSON-RPC batches are not supported";
+    return { kind: "error", response: jsonRpcError(400, -32600, `Invalid Request: ${problem}`) };
   }
   return { kind: "parsed", message };
 }

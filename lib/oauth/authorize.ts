@@ -5,7 +5,8 @@ import { readForm, singleValued } from "../http/body.js";
 import { log } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError } from "../upstream/types.js";
-import { ClientMetadataError, isClientIdUrl } from "./cimd.js";
+import { createBrowserBinding } from "./browser-binding.js";
+import { CimdFetchLimitedError, ClientMetadataError, isClientIdUrl } from "./cimd.js";
 import { type ClientRecord, getClient } from "./clients.js";
 import {
   CSRF_COOKIE,
@@ -42,12 +43,17 @@ export interface AuthorizationRequest {
   exp: number;
 }
 
-/** What `/callback` needs to finish a login, under `login:<sha256(state)>`. */
+/**
+ * What `/callback` needs to finish a login, under `login:<sha256(state)>`, AES-GCM-encrypted
+ * with the key as associated data: it holds our upstream PKCE verifier and nonce.
+ */
 export interface PendingLogin extends Omit<AuthorizationRequest, "exp"> {
   upstreamCodeVerifier: string;
   nonce: string;
   /** The redirect URI we sent upstream: ours, or the stable one of the preview relay. */
   upstreamRedirectUri: string;
+  /** SHA-256 of the browser-binding cookie set with the redirect upstream (browser-binding.ts). */
+  browserBinding: string;
 }
 
 export const PENDING_LOGIN_TTL_SECONDS = 600;
@@ -63,7 +69,13 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
 const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
 type Validation =
-  | { kind: "page"; status: number; title: string; message: string }
+  | {
+      kind: "page";
+      status: number;
+      title: string;
+      message: string;
+      headers?: Record<string, string>;
+    }
   | {
       kind: "redirect";
       redirectUri: string;
@@ -111,6 +123,14 @@ export async function handleAuthorize(
         "The server cannot reach its storage; try again shortly.",
       );
     }
+    if (error instanceof CimdFetchLimitedError) {
+      return errorPage(
+        429,
+        "Too many requests",
+        `This network asked for too many application metadata documents; try again in ${error.retryAfterSeconds} seconds.`,
+        { "Retry-After": String(error.retryAfterSeconds) },
+      );
+    }
     if (error instanceof OAuthError) {
       return errorPage(error.status, "Invalid request", error.description);
     }
@@ -131,9 +151,9 @@ async function authorizeGet(
     const description = error instanceof OAuthError ? error.description : "Malformed request";
     return errorPage(400, "Invalid authorization request", description);
   }
-  const validation = await validateAuthorizationRequest(params, urls, deps);
+  const validation = await validateAuthorizationRequest(params, urls, deps, request);
   if (validation.kind === "page") {
-    return errorPage(validation.status, validation.title, validation.message);
+    return errorPage(validation.status, validation.title, validation.message, validation.headers);
   }
   if (validation.kind === "redirect") {
     const response = redirectToClient(validation.redirectUri, urls, {
@@ -154,7 +174,7 @@ async function authorizeGet(
   }
   const { request: authRequest, client } = validation;
   const remembered = rememberedConsents(request, urls.origin, deps.secrets);
-  if (params.prompt !== "consent" && remembered[client.client_id]) {
+  if (params.prompt !== "consent" && remembered.has(client.client_id)) {
     return startUpstreamLogin(authRequest, urls, config, deps, []);
   }
 
@@ -176,11 +196,10 @@ async function authorizeGet(
     {
       clientName: client.client_name,
       clientId: client.client_id,
-      clientHost: isClientIdUrl(client.client_id)
-        ? new URL(client.client_id).host
-        : client.client_uri
-          ? new URL(client.client_uri).host
-          : undefined,
+      // Only a metadata document's host is proven (we fetched the document from it); a
+      // registration's client_uri is whatever its sender wrote, so it is shown as a claim.
+      clientHost: isClientIdUrl(client.client_id) ? new URL(client.client_id).host : undefined,
+      claimedHost: client.client_uri ? new URL(client.client_uri).host : undefined,
       redirectUri: authRequest.redirectUri,
       serverHost: new URL(urls.origin).host,
       scopes: authRequest.scope.map((name) => ({
@@ -207,7 +226,8 @@ function csrfToken(deps: OAuthDeps, nonce: string, signedRequest: string): strin
 export async function validateAuthorizationRequest(
   params: Record<string, string>,
   urls: PublicUrls,
-  deps: Pick<OAuthDeps, "store" | "cimd" | "staticClients">,
+  deps: Pick<OAuthDeps, "store" | "cimd" | "staticClients" | "rateLimiter">,
+  request: Request,
 ): Promise<Validation> {
   const page = (title: string, message: string, status = 400): Validation => ({
     kind: "page",
@@ -219,8 +239,18 @@ export async function validateAuthorizationRequest(
   if (!clientId) return page("Invalid authorization request", "The request has no client_id.");
   let client: ClientRecord | null;
   try {
-    client = await getClient(deps, clientId);
+    // A metadata document fetched for this request counts against the caller's address.
+    client = await getClient(deps, clientId, { request });
   } catch (error) {
+    if (error instanceof CimdFetchLimitedError) {
+      return {
+        kind: "page",
+        status: 429,
+        title: "Too many requests",
+        message: `This network asked for too many application metadata documents; try again in ${error.retryAfterSeconds} seconds.`,
+        headers: { "Retry-After": String(error.retryAfterSeconds) },
+      };
+    }
     if (!(error instanceof ClientMetadataError)) throw error;
     return page(
       "Application metadata unusable",
@@ -281,8 +311,12 @@ export async function validateAuthorizationRequest(
   if (!S256_CHALLENGE.test(params.code_challenge)) {
     return fail("invalid_request", "code_challenge is not a valid S256 challenge");
   }
-  const scope = parseScope(params.scope);
-  if (!scope.ok) return fail("invalid_scope", scope.reason);
+  const parsedScope = parseScope(params.scope);
+  if (!parsedScope.ok) return fail("invalid_scope", parsedScope.reason);
+  const scope = withinRegisteredScope(parsedScope.scopes, client);
+  if (scope.length === 0) {
+    return fail("invalid_scope", "The client did not register for any of the requested scopes");
+  }
   const resource = params.resource ?? urls.resource;
   if (!urls.resourceAliases.includes(resource)) {
     return fail("invalid_target", "This server issues tokens only for its own /mcp resource");
@@ -299,12 +333,23 @@ export async function validateAuthorizationRequest(
       redirectUriSent,
       state,
       codeChallenge: params.code_challenge,
-      scope: scope.scopes,
+      scope,
       resource,
       origin: urls.origin,
       exp: 0,
     },
   };
+}
+
+/**
+ * RFC 7591 §2: a client's registered `scope` is the most it may ask for, so the request is
+ * narrowed to it (dropping what it never registered, as RFC 6749 §3.3 lets the server do; the
+ * token response's `scope` tells the client what it got). No registered scope: no narrowing.
+ */
+function withinRegisteredScope(requested: string[], client: ClientRecord): string[] {
+  if (client.scope === undefined) return requested;
+  const registered = new Set(client.scope.split(" ").filter(Boolean));
+  return requested.filter((s) => registered.has(s));
 }
 
 async function consentPost(request: Request, urls: PublicUrls, config: Config, deps: OAuthDeps) {
@@ -337,10 +382,14 @@ async function consentPost(request: Request, urls: PublicUrls, config: Config, d
   }
   // The client may have been deleted, or its redirect URIs changed, since the page was shown.
   // A store outage is not a deletion: it becomes a 503, and the same form can be sent again.
-  const client = await getClient(deps, authRequest.clientId).catch((error: unknown) => {
-    if (error instanceof StoreUnavailableError) throw error;
-    return null;
-  });
+  const client = await getClient(deps, authRequest.clientId, { request }).catch(
+    (error: unknown) => {
+      if (error instanceof StoreUnavailableError || error instanceof CimdFetchLimitedError) {
+        throw error;
+      }
+      return null;
+    },
+  );
   if (!client || !matchesRegisteredRedirectUri(client.redirect_uris, authRequest.redirectUri)) {
     return errorPage(400, "Unknown application", "This application is no longer registered.");
   }
@@ -373,8 +422,15 @@ async function startUpstreamLogin(
   const upstreamCodeVerifier = randomToken(32);
   const nonce = randomToken(16);
   const upstreamRedirectUri = config.oauth.callbackUrl ?? urls.callback;
+  const binding = createBrowserBinding(urls.origin, state);
   const { exp: _, ...rest } = authRequest;
-  const pending: PendingLogin = { ...rest, upstreamCodeVerifier, nonce, upstreamRedirectUri };
+  const pending: PendingLogin = {
+    ...rest,
+    upstreamCodeVerifier,
+    nonce,
+    upstreamRedirectUri,
+    browserBinding: binding.hash,
+  };
   let location: string;
   try {
     location = await deps.upstream.authorizationUrl({
@@ -383,24 +439,57 @@ async function startUpstreamLogin(
       codeChallenge: createHash("sha256").update(upstreamCodeVerifier).digest("base64url"),
       nonce,
     });
+    const key = pendingLoginKey(state);
     await deps.store.put(
-      pendingLoginKey(state),
-      JSON.stringify(pending),
+      key,
+      deps.secrets.encrypt(JSON.stringify(pending), key),
       PENDING_LOGIN_TTL_SECONDS,
     );
   } catch (error) {
     if (error instanceof UpstreamError || error instanceof StoreUnavailableError) {
-      return redirectToClient(authRequest.redirectUri, urls, {
+      return errorToClient(authRequest, urls, deps, {
         error: "temporarily_unavailable",
         error_description: "The identity provider cannot be reached right now; try again shortly",
-        state: authRequest.state,
       });
     }
     throw error;
   }
   const headers = new Headers({ Location: location, "Cache-Control": "no-store" });
-  for (const cookie of cookies) headers.append("Set-Cookie", cookie);
+  for (const cookie of [...cookies, binding.setCookie]) headers.append("Set-Cookie", cookie);
   return new Response(null, { status: 303, headers });
+}
+
+/** The pending login of `state`, or null when it is unknown, expired, used or unreadable. */
+export function openPendingLogin(
+  deps: Pick<OAuthDeps, "secrets">,
+  state: string,
+  sealed: string,
+): PendingLogin | null {
+  const plain = deps.secrets.decrypt(sealed, pendingLoginKey(state));
+  return plain ? (JSON.parse(plain) as PendingLogin) : null;
+}
+
+/**
+ * An error response of the authorization endpoint after the client and its redirect URI are
+ * known (RFC 6749 §4.1.2.1), with `state` and `iss`. It is an automatic redirect only to a
+ * loopback redirect URI (the user's own machine) or a pre-registered client (the operator's);
+ * anyone can register a client with a phishing site as its https redirect URI, so those get a
+ * page with a link and the user decides (RFC 9700 §4.11.2).
+ */
+export function errorToClient(
+  login: Pick<AuthorizationRequest, "clientId" | "redirectUri" | "state">,
+  urls: PublicUrls,
+  deps: Pick<OAuthDeps, "staticClients">,
+  params: { error: string; error_description: string },
+): Response {
+  const response = redirectToClient(login.redirectUri, urls, { ...params, state: login.state });
+  if (isLoopbackHttp(login.redirectUri) || deps.staticClients.has(login.clientId)) return response;
+  return errorPageWithLink(
+    400,
+    "Sign-in not completed",
+    `The sign-in was not completed: ${params.error_description}.`,
+    response.headers.get("location") ?? login.redirectUri,
+  );
 }
 
 /** An authorization response (RFC 6749 §4.1.2) with `iss` (RFC 9207), errors included. */

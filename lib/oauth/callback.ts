@@ -1,14 +1,16 @@
 import type { Config } from "../config.js";
 import { sha256 } from "../crypto/random.js";
 import { singleValued } from "../http/body.js";
-import { log } from "../log.js";
+import { log, shortId } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError, type UpstreamTokens } from "../upstream/types.js";
-import { type PendingLogin, pendingLoginKey, redirectToClient } from "./authorize.js";
+import { errorToClient, openPendingLogin, pendingLoginKey, redirectToClient } from "./authorize.js";
+import { bindingMatches, clearBrowserBinding, presentedBinding } from "./browser-binding.js";
+import { markMetadataClientAuthorized } from "./cimd.js";
 import type { OAuthDeps } from "./deps.js";
 import type { OAuthError } from "./errors.js";
 import { createGrantWithCode } from "./grants.js";
-import { misdirected, resolvePublicUrls } from "./origin.js";
+import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
 import { errorPage } from "./pages.js";
 import { hostMatches, STATE_TTL_SECONDS, stateOrigin } from "./relay.js";
 import { CLIENT_SUBJECT_PREFIX } from "./scopes.js";
@@ -51,10 +53,15 @@ export async function handleCallback(
       "The identity provider's answer has no state.",
     );
   }
+  // Log lines name a login by a prefix of its state's hash: enough to correlate, useless to replay.
+  const loginId = shortId(sha256(params.state));
   // Only a state we signed gets further; it also says which deployment started the login.
   const startedAt = stateOrigin(deps.secrets, params.state);
   if (!startedAt) {
-    log.warn("callback.state_rejected", { reason: "not signed by this deployment" });
+    log.warn("callback.state_rejected", {
+      reason: "forged, altered or expired",
+      login: loginId,
+    });
     return errorPage(
       400,
       "Sign-in expired or already used",
@@ -63,9 +70,42 @@ export async function handleCallback(
   }
   if (startedAt !== urls.origin) return relay(request, startedAt, params.state, config, deps);
 
+  // The login must come back to the browser that approved it (lib/oauth/browser-binding.ts):
+  // a browser without the cookie is refused before anything is read or spent.
+  const presented = presentedBinding(request, urls.origin, params.state);
+  if (!presented) {
+    log.warn("callback.binding_refused", { reason: "no binding cookie", login: loginId });
+    return notThisBrowser();
+  }
+  const response = await finishLogin(params, presented, urls, config, deps);
+  // Finished or refused, the login is over; after a store outage (503) the pending login is
+  // still there and the same callback may be reloaded, so the cookie stays.
+  if (response.status !== 503) {
+    response.headers.append("Set-Cookie", clearBrowserBinding(urls.origin, params.state));
+  }
+  return response;
+}
+
+/** A login that reached a browser other than the one that approved it. Never a redirect. */
+function notThisBrowser(): Response {
+  return errorPage(
+    400,
+    "Sign-in not started in this browser",
+    "This sign-in was not started in this browser, or it is already finished, so it cannot finish here. If someone sent you this link, close this window. Otherwise, start again from your application.",
+  );
+}
+
+async function finishLogin(
+  params: Record<string, string>,
+  presented: string,
+  urls: PublicUrls,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  const state = params.state as string;
   let raw: string | null;
   try {
-    raw = await deps.store.consume(pendingLoginKey(params.state));
+    raw = await deps.store.consume(pendingLoginKey(state));
   } catch (error) {
     if (error instanceof StoreUnavailableError) {
       return errorPage(503, "Temporarily unavailable", "Try signing in again shortly.");
@@ -73,23 +113,41 @@ export async function handleCallback(
     throw error;
   }
   if (!raw) {
-    log.warn("callback.state_rejected", { reason: "unknown, expired or already used" });
+    log.warn("callback.state_rejected", {
+      reason: "unknown, expired or already used",
+      login: shortId(sha256(state)),
+    });
     return errorPage(
       400,
       "Sign-in expired or already used",
       "This sign-in link is unknown, expired or was already used. Start again from your application.",
     );
   }
-  const pending = JSON.parse(raw) as PendingLogin;
+  const pending = openPendingLogin(deps, state, raw);
+  if (!pending) {
+    log.warn("callback.state_rejected", {
+      reason: "pending login unreadable",
+      login: shortId(sha256(state)),
+    });
+    return errorPage(
+      400,
+      "Sign-in expired or already used",
+      "This sign-in link is unknown, expired or was already used. Start again from your application.",
+    );
+  }
+  if (!bindingMatches(presented, pending.browserBinding)) {
+    log.warn("callback.binding_refused", {
+      reason: "binding cookie mismatch",
+      login: shortId(sha256(state)),
+      client: shortId(pending.clientId),
+    });
+    return notThisBrowser();
+  }
   if (pending.origin !== urls.origin) {
     return errorPage(400, "Invalid sign-in response", "The sign-in started on another address.");
   }
   const back = (error: string, description: string) =>
-    redirectToClient(pending.redirectUri, urls, {
-      error,
-      error_description: description,
-      state: pending.state,
-    });
+    errorToClient(pending, urls, deps, { error, error_description: description });
 
   if (params.error !== undefined) {
     return USER_ERRORS.has(params.error)
@@ -117,6 +175,9 @@ export async function handleCallback(
         "The identity provider named a subject this server cannot accept",
       );
     }
+    // Before the code exists: /token and /revoke fetch a metadata document only for a client
+    // that signed in here (lib/oauth/cimd.ts); a marker without a grant permits one fetch.
+    await markMetadataClientAuthorized(deps.store, pending.clientId, config.oauth.refreshTokenTtl);
     const code = await createGrantWithCode(deps.store, config, {
       identity,
       upstreamTokens: tokens,
@@ -147,8 +208,7 @@ export async function handleCallback(
 
 async function revokeQuietly(deps: OAuthDeps, tokens: UpstreamTokens): Promise<void> {
   try {
-    if (tokens.refreshToken) await deps.upstream.revoke(tokens.refreshToken, "refresh_token");
-    else await deps.upstream.revoke(tokens.accessToken, "access_token");
+    await deps.upstream.revoke(tokens);
   } catch (error) {
     log.warn("upstream.revoke_failed", { error: (error as Error).name });
   }
@@ -177,7 +237,11 @@ async function relay(
     (url.protocol !== "https:" && !loopbackDev) ||
     !hostMatches(url.host, config.oauth.relayHosts)
   ) {
-    log.warn("callback.relay_refused", { target: url.host.slice(0, 80) });
+    log.warn("callback.relay_refused", {
+      reason: "target not allowed",
+      target: url.host.slice(0, 80),
+      login: shortId(sha256(state)),
+    });
     return errorPage(
       400,
       "Invalid sign-in response",
@@ -187,6 +251,11 @@ async function relay(
   try {
     const first = await deps.store.putIfAbsent(`relayed:${sha256(state)}`, "1", STATE_TTL_SECONDS);
     if (!first) {
+      log.warn("callback.relay_refused", {
+        reason: "state already relayed",
+        target: url.host.slice(0, 80),
+        login: shortId(sha256(state)),
+      });
       return errorPage(
         400,
         "Sign-in expired or already used",

@@ -4,7 +4,8 @@ import { request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
 import ipaddr from "ipaddr.js";
 import { sha256 } from "../crypto/random.js";
-import type { Store } from "../store/types.js";
+import { log } from "../log.js";
+import { type Store, StoreUnavailableError } from "../store/types.js";
 import { type ClientRecord, parseRegistration } from "./client-metadata.js";
 import { OAuthError } from "./errors.js";
 
@@ -53,12 +54,39 @@ function checkUrl(raw: string, options: CimdOptions): URL {
   return url;
 }
 
-/** Refuses any address that is not public unicast (loopback too, unless allowed). */
+/** The checks a client_id URL must pass before anything is looked up or fetched for it. */
+function checkClientIdUrl(clientId: string, options: CimdOptions): URL {
+  const url = checkUrl(clientId, options);
+  if (url.pathname === "/" || url.pathname === "") {
+    throw new ClientMetadataError("the client_id URL must have a path");
+  }
+  return url;
+}
+
+/** IANA's global unicast block: every public IPv6 address is in it (RFC 4291 §2.4). */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR("2000::/3");
+
+/**
+ * An allow-list, not a deny-list: public unicast IPv4 (ipaddr.js's `unicast` range, which leaves
+ * out private, loopback, link-local, CGNAT, reserved, documentation...), and IPv6 only inside
+ * 2000::/3 and `unicast` there. Anything else is refused, including the IPv6 forms that embed
+ * an IPv4 address a gateway may route to: IPv4-compatible `::a.b.c.d` (RFC 4291 §2.5.5.1,
+ * which ipaddr.js calls plain `unicast`), NAT64 `64:ff9b::/96` (RFC 6052), 6to4 (RFC 3056) and
+ * Teredo (RFC 4380). IPv4-mapped addresses are judged as the IPv4 address they carry.
+ * Loopback only with `allowLoopback` (tests, local development).
+ */
 export function checkAddress(address: string, options: CimdOptions): void {
   if (!ipaddr.isValid(address)) throw new ClientMetadataError("the host has an invalid address");
-  const range = ipaddr.process(address).range();
-  if (range === "unicast") return;
+  const parsed = ipaddr.process(address);
+  const range = parsed.range();
   if (range === "loopback" && options.allowLoopback) return;
+  if (range === "unicast") {
+    if (parsed.kind() === "ipv4") return;
+    if ((parsed as ipaddr.IPv6).match(GLOBAL_UNICAST_V6)) return;
+    throw new ClientMetadataError(
+      "the host resolves to an IPv6 address outside the global unicast range, which is not allowed",
+    );
+  }
   throw new ClientMetadataError(`the host resolves to a ${range} address, which is not allowed`);
 }
 
@@ -149,10 +177,7 @@ export async function fetchClientMetadata(
   options: CimdOptions,
 ): Promise<{ client: ClientRecord; maxAge: number }> {
   const signal = AbortSignal.timeout(options.timeoutMs ?? 3000);
-  let url = checkUrl(clientId, options);
-  if (url.pathname === "/" || url.pathname === "") {
-    throw new ClientMetadataError("the client_id URL must have a path");
-  }
+  let url = checkClientIdUrl(clientId, options);
   let fetched: Fetched | undefined;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     fetched = await fetchOnce(url, options, signal);
@@ -223,16 +248,110 @@ function toClientRecord(clientId: string, document: unknown): ClientRecord {
 }
 
 const cimdKey = (clientId: string) => `cimd:${sha256(clientId)}`;
+const failedKey = (clientId: string) => `cimd-failed:${sha256(clientId)}`;
+const authorizedKey = (clientId: string) => `cimd-authorized:${sha256(clientId)}`;
 
-/** The client behind a URL client_id: from the store's cache, or fetched and cached. */
+/**
+ * How long a failed fetch is remembered: repeated attempts at a failing URL (a dead host, a
+ * 404, an invalid document, a refused address) make no outbound request for that long, so we
+ * are never an amplifier against a host of the caller's choice. Short, so a client that fixes
+ * its document is not locked out for long.
+ */
+export const CIMD_FAILURE_CACHE_SECONDS = 60;
+
+/**
+ * The longest a document is cached while its client has never been issued a code here. It
+ * outlives a pending login (600 s) plus its code (60 s), so a login started on a cached document
+ * finishes on it; after that, documents fetched by strangers at /authorize fall out of the
+ * store instead of staying up to 24 h. With fetches counted per address (RATE_LIMIT_CIMD_FETCH
+ * per minute, at most that many in each minute window), one address can keep at most
+ * allowance x 16 documents of about 5 KB cached at once (10 x 16 x 5 KB = 800 KB by default).
+ */
+export const CIMD_UNCONFIRMED_CACHE_SECONDS = 900;
+
+/** The outbound fetch was refused because the caller's address is over its fetch allowance. */
+export class CimdFetchLimitedError extends ClientMetadataError {
+  override name = "CimdFetchLimitedError";
+  constructor(readonly retryAfterSeconds: number) {
+    super(
+      `too many client metadata documents fetched for this address; retry in ${retryAfterSeconds} s`,
+    );
+  }
+}
+
+export interface ResolveOptions {
+  /**
+   * When a document that is not cached may be fetched. `any`: the authorization endpoint, where
+   * a client first shows up. `signed-in`: only for a client that was issued a code here (see
+   * {@link markMetadataClientAuthorized}); the token and revocation endpoints use it, since a
+   * client that never signed in has nothing to redeem, refresh or revoke, so a stranger's URL
+   * there costs no outbound request.
+   */
+  fetch: "any" | "signed-in";
+  /**
+   * Called right before each outbound fetch (a cache miss), never for a cached document or a
+   * cached failure: the caller's per-address allowance. A denial refuses the fetch with
+   * {@link CimdFetchLimitedError}.
+   */
+  beforeFetch?: () => Promise<{ retryAfterSeconds: number } | null>;
+}
+
+/**
+ * Remembers that `clientId` (a metadata-document client) was issued a code here, for `ttlSeconds`
+ * (REFRESH_TOKEN_TTL: as long as anything issued from that code can be refreshed or revoked).
+ * Written when /callback issues the code, renewed at each code redemption. Does nothing for a
+ * client_id that is not a URL, so callers need not check.
+ */
+export async function markMetadataClientAuthorized(
+  store: Store,
+  clientId: string,
+  ttlSeconds: number,
+): Promise<void> {
+  if (!isClientIdUrl(clientId)) return;
+  await store.put(authorizedKey(clientId), "1", ttlSeconds);
+}
+
+/**
+ * The client behind a URL client_id: from the store's cache, or fetched and cached. A failed
+ * fetch is cached too (CIMD_FAILURE_CACHE_SECONDS); whether a fetch may happen at all, and
+ * whether it is counted, is the caller's `resolve`.
+ */
 export async function resolveClientMetadata(
   store: Store,
   clientId: string,
   options: CimdOptions,
+  resolve: ResolveOptions = { fetch: "any" },
 ): Promise<ClientRecord> {
+  // A malformed URL is refused before any store access: it costs nothing and stores nothing.
+  checkClientIdUrl(clientId, options);
   const cached = await store.get(cimdKey(clientId));
   if (cached) return JSON.parse(cached) as ClientRecord;
-  const { client, maxAge } = await fetchClientMetadata(clientId, options);
-  await store.put(cimdKey(clientId), JSON.stringify(client), maxAge);
-  return client;
+  const failure = await store.get(failedKey(clientId));
+  if (failure !== null) throw new ClientMetadataError(failure);
+  const signedIn = (await store.get(authorizedKey(clientId))) !== null;
+  if (resolve.fetch === "signed-in" && !signedIn) {
+    throw new ClientMetadataError(
+      "this client has not signed in here; start at the authorization endpoint",
+    );
+  }
+  const denied = await resolve.beforeFetch?.();
+  if (denied) throw new CimdFetchLimitedError(denied.retryAfterSeconds);
+  let fetched: Awaited<ReturnType<typeof fetchClientMetadata>>;
+  try {
+    fetched = await fetchClientMetadata(clientId, options);
+  } catch (error) {
+    if (error instanceof ClientMetadataError) {
+      // Best effort: failing to remember a failure must not hide the failure itself.
+      await store
+        .put(failedKey(clientId), error.message, CIMD_FAILURE_CACHE_SECONDS)
+        .catch((storeError: unknown) => {
+          if (!(storeError instanceof StoreUnavailableError)) throw storeError;
+        });
+      log.warn("cimd.fetch_failed", { host: new URL(clientId).host, reason: error.message });
+    }
+    throw error;
+  }
+  const ttl = signedIn ? fetched.maxAge : Math.min(fetched.maxAge, CIMD_UNCONFIRMED_CACHE_SECONDS);
+  await store.put(cimdKey(clientId), JSON.stringify(fetched.client), ttl);
+  return fetched.client;
 }

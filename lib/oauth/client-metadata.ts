@@ -29,9 +29,20 @@ export interface ClientRecord {
   software_id?: string;
   software_version?: string;
   application_type?: "web" | "native";
+  /**
+   * Ours, not RFC 7591: when a dynamically registered client first redeemed a code (unix
+   * seconds). Until then its registration lives only REGISTRATION_UNCONFIRMED_TTL (clients.ts).
+   */
+  confirmed_at?: number;
 }
 
-export const MAX_REDIRECT_URIS = 10;
+/**
+ * Caps on what a client stores with us (DCR) or we cache for it (CIMD), sized so every real
+ * client fits with room to spare: Claude, Cursor and mcp-remote register one short URI, VS Code
+ * four (six in older releases: `localhost` and `127.0.0.1`, each with and without its port).
+ */
+export const MAX_REDIRECT_URIS = 8;
+export const MAX_REGISTERED_REDIRECT_URI_LENGTH = 512;
 
 const displayText = (max: number) =>
   z
@@ -79,7 +90,10 @@ export function parseRegistration(body: unknown): z.infer<typeof RegistrationReq
   const redirects = (body as { redirect_uris?: unknown }).redirect_uris;
   if (Array.isArray(redirects)) {
     for (const uri of redirects) {
-      const problem = typeof uri === "string" ? redirectUriProblem(uri) : "must be a string";
+      const problem =
+        typeof uri === "string"
+          ? redirectUriProblem(uri, MAX_REGISTERED_REDIRECT_URI_LENGTH)
+          : "must be a string";
       if (problem) throw new OAuthError("invalid_redirect_uri", `A redirect URI ${problem}`);
     }
   }

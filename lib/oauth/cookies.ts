@@ -51,18 +51,29 @@ export const CSRF_COOKIE = "mcp-csrf";
 export const CONSENT_MAX_AGE = 30 * 24 * 3600;
 const MAX_REMEMBERED = 20;
 
-type Remembered = Record<string, number>;
-
-/** Client ids this browser approved, with expiry (epoch s); only our HMAC can produce it. */
-export function rememberedConsents(request: Request, origin: string, secrets: Secrets): Remembered {
-  const value = verifySignedValue<Remembered>(
+/**
+ * Client ids this browser approved, with expiry (epoch s); only our HMAC can produce it. A Map,
+ * never a plain object: a client id such as `constructor` must not find a property of
+ * `Object.prototype` and pass for an approval.
+ */
+export function rememberedConsents(
+  request: Request,
+  origin: string,
+  secrets: Secrets,
+): Map<string, number> {
+  const value = verifySignedValue<unknown>(
     secrets,
     readCookie(request, origin, CONSENT_COOKIE),
     "consent-cookie",
   );
   const now = Math.floor(Date.now() / 1000);
-  return Object.fromEntries(
-    Object.entries(value ?? {}).filter(([, exp]) => typeof exp === "number" && exp > now),
+  const entries =
+    value && typeof value === "object" && !Array.isArray(value) ? Object.entries(value) : [];
+  return new Map(
+    entries.filter((entry): entry is [string, number] => {
+      const exp = entry[1];
+      return typeof exp === "number" && exp > now;
+    }),
   );
 }
 
@@ -73,12 +84,9 @@ export function rememberConsentCookie(
   clientId: string,
 ): string {
   const now = Math.floor(Date.now() / 1000);
-  const entries = Object.entries({
-    ...rememberedConsents(request, origin, secrets),
-    [clientId]: now + CONSENT_MAX_AGE,
-  })
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, MAX_REMEMBERED);
+  const remembered = rememberedConsents(request, origin, secrets);
+  remembered.set(clientId, now + CONSENT_MAX_AGE);
+  const entries = [...remembered].sort((a, b) => b[1] - a[1]).slice(0, MAX_REMEMBERED);
   return serializeCookie(
     origin,
     CONSENT_COOKIE,

@@ -1,5 +1,5 @@
 import type { Config } from "../config.js";
-import { createSecrets, type Secrets } from "../crypto/secrets.js";
+import type { Secrets } from "../crypto/secrets.js";
 import { getRateLimiter, type RateLimiter } from "../http/rate-limit.js";
 import { getStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
@@ -7,6 +7,7 @@ import { createUpstream } from "../upstream/index.js";
 import type { Upstream } from "../upstream/types.js";
 import type { CimdOptions } from "./cimd.js";
 import type { ClientRecord } from "./client-metadata.js";
+import { deploymentSecrets } from "./deployment-secrets.js";
 
 /** What the OAuth endpoints depend on; tests pass their own, functions use the instance's. */
 export interface OAuthDeps {
@@ -30,7 +31,7 @@ let instance: OAuthDeps | undefined;
 export function oauthDeps(config: Config): OAuthDeps {
   if (!instance) {
     const store = getStore();
-    const secrets = createSecrets(config.oauth.secret);
+    const secrets = deploymentSecrets(config);
     instance = {
       store,
       upstream: createUpstream(config.upstream, { store, secrets }),

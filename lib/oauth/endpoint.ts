@@ -15,14 +15,15 @@ const CORS = {
 
 /**
  * The frame of our POST-only JSON endpoints (/token, /register, /revoke): our host only (421),
- * CORS preflight, POST only (405), the client IP's allowance when `limit` names one (429), any
- * error rendered as an OAuth error body, CORS on every answer.
+ * CORS preflight, POST only (405), the client IP's allowance in each bucket `limit` names, in
+ * order, the first one over it answering (429), any error rendered as an OAuth error body, CORS
+ * on every answer.
  */
 export async function postEndpoint(
   request: Request,
   config: Config,
   handle: (urls: PublicUrls) => Promise<Response>,
-  limit?: { limiter: RateLimiter; bucket: RateLimitBucket },
+  limit?: { limiter: RateLimiter; bucket: RateLimitBucket | readonly RateLimitBucket[] },
 ): Promise<Response> {
   const urls = resolvePublicUrls(request, config);
   if (!urls) return misdirected();
@@ -32,8 +33,11 @@ export async function postEndpoint(
     if (request.method !== "POST") {
       throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
     }
-    const denied = limit ? await limit.limiter.check(limit.bucket, request) : null;
-    if (denied) throw rateLimited(denied);
+    const buckets = limit ? [limit.bucket].flat() : [];
+    for (const bucket of buckets) {
+      const denied = await limit?.limiter.check(bucket, request);
+      if (denied) throw rateLimited(denied);
+    }
     response = await handle(urls);
   } catch (error) {
     response = toOAuthErrorResponse(error);
@@ -47,10 +51,10 @@ export async function postEndpoint(
  * it; `temporarily_unavailable` is the registered one that means "retry later" (RFC 6749
  * §4.1.2.1), and SDK clients already treat it so.
  */
-export function rateLimited(denied: RateLimitDenial): OAuthError {
+export function rateLimited(denied: RateLimitDenial, description?: string): OAuthError {
   return new OAuthError(
     "temporarily_unavailable",
-    `Too many requests from this address; retry in ${denied.retryAfterSeconds} s`,
+    description ?? `Too many requests from this address; retry in ${denied.retryAfterSeconds} s`,
     429,
     { "Retry-After": String(denied.retryAfterSeconds) },
   );

@@ -1,14 +1,16 @@
 import type { Config } from "../config.js";
 import { randomToken, sha256 } from "../crypto/random.js";
-import { createSecrets, decryptWithKey, encryptWithKey, keyFromToken } from "../crypto/secrets.js";
+import { decryptWithKey, encryptWithKey, keyFromToken } from "../crypto/secrets.js";
 import type { Store } from "../store/types.js";
 import type { UpstreamIdentity, UpstreamTokens } from "../upstream/types.js";
+import { deploymentSecrets } from "./deployment-secrets.js";
 
 /**
  * A grant: one user's authorization of one client, created at login, ended by revocation, by
  * refresh-token reuse, or by its TTL. Everything issued for the login hangs off it.
  *
  * Keys (docs/storage.md): `grant:<id>` (this record), `refresh:<sha256(token)>` (-> grant id),
+ * `refresh-successor:<sha256(token)>` (a rotated token's replacement, for the grace window),
  * `code:<sha256(code)>`, `code-used:<sha256(code)>`.
  */
 export interface GrantRecord {
@@ -28,8 +30,8 @@ export interface GrantRecord {
     /** Hash of the one refresh token that is valid now. */
     current: string;
     /**
-     * Tokens rotated away within the grace window, newest first: each with the response that
-     * replaced it, encrypted under a key derived from that token, so only its holder can read it.
+     * Tokens rotated away within the grace window, newest first. The response that replaced each
+     * is not here but under `refresh-successor:<hash>`, which expires with the window.
      */
     recent?: RotatedToken[];
   };
@@ -37,8 +39,8 @@ export interface GrantRecord {
 
 export interface RotatedToken {
   hash: string;
+  /** Epoch seconds of the rotation; the grace window runs from here. */
   rotatedAt: number;
-  successor: string;
 }
 
 /** What an authorization code stands for, under `code:<sha256(code)>` for about a minute. */
@@ -61,15 +63,26 @@ export const grantKey = (id: string) => `grant:${id}`;
 export const refreshKey = (tokenHash: string) => `refresh:${tokenHash}`;
 export const codeKey = (codeHash: string) => `code:${codeHash}`;
 export const usedCodeKey = (codeHash: string) => `code-used:${codeHash}`;
+/**
+ * The token response that replaced a rotated refresh token, encrypted under a key derived from
+ * that token (so only its holder can read it), kept for a racing duplicate of the refresh.
+ */
+export const refreshSuccessorKey = (tokenHash: string) => `refresh-successor:${tokenHash}`;
+
+/**
+ * A successor outlives its grace window by this much: `rotatedAt` is floored to the second and
+ * instances' clocks differ slightly, so a request the window still admits always finds it.
+ */
+export const SUCCESSOR_TTL_MARGIN_SECONDS = 2;
 
 const remaining = (expiresAt: number) => Math.max(1, expiresAt - Math.floor(Date.now() / 1000));
 
 export function encryptUpstreamTokens(config: Config, grantId: string, tokens: UpstreamTokens) {
-  return createSecrets(config.oauth.secret).encrypt(JSON.stringify(tokens), grantKey(grantId));
+  return deploymentSecrets(config).encrypt(JSON.stringify(tokens), grantKey(grantId));
 }
 
 export function decryptUpstreamTokens(config: Config, grant: GrantRecord): UpstreamTokens | null {
-  const plain = createSecrets(config.oauth.secret).decrypt(grant.upstream, grantKey(grant.id));
+  const plain = deploymentSecrets(config).decrypt(grant.upstream, grantKey(grant.id));
   return plain ? (JSON.parse(plain) as UpstreamTokens) : null;
 }
 
@@ -184,11 +197,16 @@ export async function redeemCode(
   return grantId ? { outcome: "replayed", grantId } : { outcome: "unknown" };
 }
 
-/** Ends a grant: its record and the refresh tokens that can still find it. */
+/**
+ * Ends a grant: its record, the refresh tokens that can still find it, and the successors of
+ * those rotated within the grace window (any others expire with their window within seconds).
+ */
 export async function revokeGrant(store: Store, grant: GrantRecord): Promise<void> {
   const keys = [grantKey(grant.id)];
   if (grant.refresh?.current) keys.push(refreshKey(grant.refresh.current));
-  for (const rotated of grant.refresh?.recent ?? []) keys.push(refreshKey(rotated.hash));
+  for (const rotated of grant.refresh?.recent ?? []) {
+    keys.push(refreshKey(rotated.hash), refreshSuccessorKey(rotated.hash));
+  }
   await store.delete(...keys);
 }
 
@@ -211,30 +229,35 @@ export interface IssuedTokens {
 /** Rotations kept for the grace window; a client racing more than this is not racing. */
 const MAX_RECENT = 5;
 
-/** Walks from a recently rotated token to the newest pair; null outside the grace window. */
-function latestInGrace(
+/**
+ * Walks from a recently rotated token to the newest pair; null outside the grace window, or when
+ * a successor is missing or unreadable (then the caller treats the presentation as reuse).
+ * Only the race path reads successors: one store read per rotation walked, at most MAX_RECENT.
+ */
+async function latestInGrace(
+  store: Store,
   grant: GrantRecord,
   token: string,
   now: number,
   graceSeconds: number,
-): IssuedTokens | null {
+): Promise<IssuedTokens | null> {
   const recent = grant.refresh?.recent ?? [];
-  let entry = recent.find((r) => r.hash === sha256(token));
-  if (!entry || now - entry.rotatedAt > graceSeconds) return null;
+  let hash = sha256(token);
+  const first = recent.find((r) => r.hash === hash);
+  if (!first || now - first.rotatedAt > graceSeconds) return null;
   let tokens: IssuedTokens | null = null;
   let key = token;
-  for (let step = 0; entry && step < MAX_RECENT; step++) {
-    const plain = decryptWithKey(
-      keyFromToken(key, "refresh-successor"),
-      entry.successor,
-      grantKey(grant.id),
-    );
+  for (let step = 0; step < MAX_RECENT; step++) {
+    const sealed = await store.get(refreshSuccessorKey(hash));
+    const plain =
+      sealed && decryptWithKey(keyFromToken(key, "refresh-successor"), sealed, grantKey(grant.id));
     if (!plain) return null;
     tokens = JSON.parse(plain) as IssuedTokens;
     if (!tokens.refresh_token) break;
     key = tokens.refresh_token;
-    const nextHash = sha256(key);
-    entry = recent.find((r) => r.hash === nextHash);
+    hash = sha256(key);
+    // The successor's token was rotated too (a client refreshing twice in a row): follow it.
+    if (!recent.some((r) => r.hash === hash)) break;
   }
   return tokens;
 }
@@ -254,7 +277,8 @@ export type RotationResult =
  * Refresh-token rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
  *
  * - The current token rotates: a new one becomes current, and the response that replaced the
- *   old one is kept encrypted under a key only the old token's holder can derive.
+ *   old one is kept encrypted under a key only the old token's holder can derive, under its own
+ *   key whose TTL is the grace window: the store forgets it when the window closes.
  * - A token rotated away within the grace window, presented by the same client, is answered
  *   with the newest pair: its successor is decrypted with it, that successor's with the token
  *   just recovered, and so on to the current pair. Racing duplicates (two tabs, a retry after a
@@ -291,29 +315,37 @@ export async function rotateRefreshToken(
       grant,
       refreshToken: next,
       commit: async (tokens) => {
-        const rotated: RotatedToken = {
-          hash,
-          rotatedAt: now,
-          successor: encryptWithKey(
-            keyFromToken(refreshToken, "refresh-successor"),
-            JSON.stringify(tokens),
-            grantKey(grant.id),
-          ),
-        };
-        const stillInGrace = (grant.refresh?.recent ?? []).filter(
-          (r) => now - r.rotatedAt <= config.oauth.refreshGraceSeconds,
+        const grace = config.oauth.refreshGraceSeconds;
+        const successor = encryptWithKey(
+          keyFromToken(refreshToken, "refresh-successor"),
+          JSON.stringify(tokens),
+          grantKey(grant.id),
         );
+        // The grant keeps only {hash, rotatedAt}; an entry written before successors had their
+        // own key may still carry one inline, and is rewritten without it here.
+        const stillInGrace = (grant.refresh?.recent ?? [])
+          .filter((r) => now - r.rotatedAt <= grace)
+          .map((r): RotatedToken => ({ hash: r.hash, rotatedAt: r.rotatedAt }));
         const updated: GrantRecord = {
           ...grant,
-          refresh: { current: nextHash, recent: [rotated, ...stillInGrace].slice(0, MAX_RECENT) },
+          refresh: {
+            current: nextHash,
+            recent: [{ hash, rotatedAt: now }, ...stillInGrace].slice(0, MAX_RECENT),
+          },
         };
         // Older tokens keep their `refresh:` entry until the grant ends, so presenting one
-        // again is still recognised as reuse; only the grant stops listing them.
+        // again is still recognised as reuse; only the grant stops listing them. The successor
+        // is written in the same transition, so a loser of the race always finds it.
         return store.transition({
           expect: [{ key: grantKey(grant.id), value: raw }],
           put: [
             { key: grantKey(grant.id), value: JSON.stringify(updated), ttlSeconds: ttl },
             { key: refreshKey(nextHash), value: grant.id, ttlSeconds: ttl },
+            {
+              key: refreshSuccessorKey(hash),
+              value: successor,
+              ttlSeconds: Math.min(ttl, grace + SUCCESSOR_TTL_MARGIN_SECONDS),
+            },
           ],
         });
       },
@@ -321,7 +353,13 @@ export async function rotateRefreshToken(
   }
 
   if (grant.clientId === clientId) {
-    const latest = latestInGrace(grant, refreshToken, now, config.oauth.refreshGraceSeconds);
+    const latest = await latestInGrace(
+      store,
+      grant,
+      refreshToken,
+      now,
+      config.oauth.refreshGraceSeconds,
+    );
     if (latest) return { outcome: "replayed-in-grace", tokens: latest };
   }
   // A token this grant issued, presented again after it was rotated away: RFC 9700 §4.14.2.

@@ -20,6 +20,7 @@ ul{margin:4px 0 0;padding-left:20px}
 .warn{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:10px 12px;font-size:.9rem;margin-bottom:16px}
 .actions{display:flex;gap:12px;margin:20px 0 16px}
 .scope{white-space:nowrap}
+.redirect{font-size:1.05rem;padding:10px 12px;border:1px solid var(--line);border-radius:8px;word-break:break-all}
 button{flex:1;font:inherit;font-weight:600;padding:10px 16px;border-radius:8px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
 button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
@@ -129,7 +130,10 @@ export function errorPageWithLink(
 export interface ConsentView {
   clientName: string | undefined;
   clientId: string;
+  /** The host a Client ID Metadata Document was fetched from: proven by the fetch. */
   clientHost: string | undefined;
+  /** A registration's self-declared `client_uri` host: anyone can write any host there. */
+  claimedHost?: string | undefined;
   redirectUri: string;
   serverHost: string;
   scopes: Array<{ name: string; description: string }>;
@@ -150,13 +154,19 @@ export function consentPage(view: ConsentView, setCookies: string[]): Response {
       `After you approve, you will be sent to <strong>${escapeHtml(redirect.host)}</strong>, a program on this computer. Continue only if you started it yourself.`,
     );
   }
+  const origin = view.clientHost
+    ? ` <span class="muted">(${escapeHtml(view.clientHost)})</span>`
+    : view.claimedHost
+      ? ` <span class="muted">(says it is from ${escapeHtml(view.claimedHost)}, not verified)</span>`
+      : "";
+  // The redirect host is what an approval actually hands the code to, so it is the line that
+  // stands out; a name and a claimed host are only what the application says of itself.
   const body = `<h1>${escapeHtml(name)} wants to use the MCP server at ${escapeHtml(view.serverHost)}</h1>
 ${warnings.map((w) => `<div class="warn" role="note">${w}</div>`).join("\n")}
+<p class="redirect">After approval, you will be sent to <strong>${escapeHtml(redirect.host)}</strong></p>
 <dl>
 <dt>Application</dt>
-<dd>${escapeHtml(name)}${view.clientHost ? ` <span class="muted">(${escapeHtml(view.clientHost)})</span>` : ""}<br><span class="muted">Client ID <code>${escapeHtml(view.clientId)}</code></span></dd>
-<dt>After approval, you go to</dt>
-<dd>${escapeHtml(redirect.host)}</dd>
+<dd>${escapeHtml(name)}${origin}<br><span class="muted">Client ID <code>${escapeHtml(view.clientId)}</code></span></dd>
 <dt>It will be able to</dt>
 <dd><ul>${view.scopes.map((s) => `<li>${escapeHtml(s.description)} <span class="muted scope">(${escapeHtml(s.name)})</span></li>`).join("")}</ul></dd>
 </dl>

@@ -28,11 +28,18 @@ const FORBIDDEN_SCHEMES = new Set([
   "intent",
 ]);
 
+/** A sanity cap for any redirect URI we parse (a request's, the configuration's). */
 export const MAX_REDIRECT_URI_LENGTH = 2000;
 
-/** Null when acceptable, else the reason (safe to show: it never echoes the URI). */
-export function redirectUriProblem(uri: string): string | null {
-  if (uri.length > MAX_REDIRECT_URI_LENGTH) return "is too long";
+/**
+ * Null when acceptable, else the reason (safe to show: it never echoes the URI). `maxLength`
+ * is tighter for URIs a client stores with us (client-metadata.ts).
+ */
+export function redirectUriProblem(
+  uri: string,
+  maxLength = MAX_REDIRECT_URI_LENGTH,
+): string | null {
+  if (uri.length > maxLength) return "is too long";
   // A raw control character or space would be normalised away by the parser and change the URI.
   if (hasControlCharacters(uri, true)) return "contains whitespace or control characters";
   if (uri.includes("#")) return "must not contain a fragment";

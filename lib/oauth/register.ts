@@ -21,6 +21,8 @@ export async function handleRegister(
       const body = await readJson(request);
       return oauthJson(await registerClient(body, deps.store, config), 201);
     },
-    { limiter: deps.rateLimiter, bucket: "register" },
+    // A burst allowance per minute, and a budget per day: registrations are stored for a day
+    // even if never used (REGISTRATION_UNCONFIRMED_TTL), so the daily one bounds the total.
+    { limiter: deps.rateLimiter, bucket: ["register", "registerDaily"] },
   );
 }

@@ -1,6 +1,5 @@
 import { randomToken } from "../crypto/random.js";
 import type { Secrets } from "../crypto/secrets.js";
-import { signValue, verifySignedValue } from "./cookies.js";
 
 /**
  * The `state` we send upstream, and the callback relay for preview deployments.
@@ -8,7 +7,8 @@ import { signValue, verifySignedValue } from "./cookies.js";
  * Google and GitHub accept no wildcard redirect URIs, so a preview at a fresh URL per branch
  * cannot receive the provider's redirect itself. With `OAUTH_CALLBACK_URL` every deployment
  * sends one stable callback upstream (typically production's `/callback`); the state names the
- * origin that started the login and is signed with the project's `OAUTH_SECRET`, so the stable
+ * origin that started the login and is signed with the project's `OAUTH_RELAY_SECRET` (a key
+ * that signs nothing else: previews never hold production's `OAUTH_SECRET`), so the stable
  * deployment can send the browser on to that preview, and only to a host on the allow-list.
  *
  * Format: `<base64url JSON {o: origin, n: random, e: expiry}>.<HMAC>`. The random part keeps it
@@ -28,15 +28,33 @@ export function createUpstreamState(secrets: Secrets, origin: string): string {
     n: randomToken(24),
     e: Math.floor(Date.now() / 1000) + STATE_TTL_SECONDS,
   };
-  return signValue(secrets, payload, "upstream-state");
+  return encodeUpstreamState(secrets, payload);
+}
+
+/** `payload` as a state signed with the relay key; tests sign malformed payloads with it. */
+export function encodeUpstreamState(secrets: Secrets, payload: unknown): string {
+  const encoded = Buffer.from(JSON.stringify(payload)).toString("base64url");
+  return `${encoded}.${secrets.relay.sign(encoded)}`;
 }
 
 /** The origin a state was issued for, or null when it is forged, altered or expired. */
 export function stateOrigin(secrets: Secrets, state: string): string | null {
-  const payload = verifySignedValue<StatePayload>(secrets, state, "upstream-state");
+  const payload = verifiedPayload(secrets, state);
   if (!payload || typeof payload.o !== "string" || typeof payload.e !== "number") return null;
   if (payload.e < Math.floor(Date.now() / 1000)) return null;
   return payload.o;
+}
+
+function verifiedPayload(secrets: Secrets, state: string): StatePayload | null {
+  if (state.length > 2048) return null;
+  const dot = state.lastIndexOf(".");
+  if (dot <= 0 || !secrets.relay.verify(state.slice(0, dot), state.slice(dot + 1))) return null;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(state.slice(0, dot), "base64url").toString());
+    return value && typeof value === "object" ? (value as StatePayload) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

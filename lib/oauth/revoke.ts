@@ -25,21 +25,28 @@ export async function handleRevoke(
   config: Config,
   deps: OAuthDeps,
 ): Promise<Response> {
-  return postEndpoint(request, config, async (urls) => {
-    const form = await readForm(request);
-    const client = await authenticateClient(request, form, deps);
-    if (!form.token) throw new OAuthError("invalid_request", "token is required");
-    const grantId = await findGrantId(form.token, form.token_type_hint, urls);
-    if (grantId) {
-      const found = await readGrant(deps.store, grantId);
-      if (found && found.grant.clientId === client.client_id) {
-        await revokeGrant(deps.store, found.grant);
-        log.warn("grant.revoked", { grant: shortId(grantId), client: shortId(client.client_id) });
-        await revokeUpstreamQuietly(found.grant, config, deps);
+  // Limited like /token: each request may look a client up, which for a metadata-document
+  // client can mean an outbound fetch and a cached document.
+  return postEndpoint(
+    request,
+    config,
+    async (urls) => {
+      const form = await readForm(request);
+      const client = await authenticateClient(request, form, deps);
+      if (!form.token) throw new OAuthError("invalid_request", "token is required");
+      const grantId = await findGrantId(form.token, form.token_type_hint, urls);
+      if (grantId) {
+        const found = await readGrant(deps.store, grantId);
+        if (found && found.grant.clientId === client.client_id) {
+          await revokeGrant(deps.store, found.grant);
+          log.warn("grant.revoked", { grant: shortId(grantId), client: shortId(client.client_id) });
+          await revokeUpstreamQuietly(found.grant, config, deps);
+        }
       }
-    }
-    return new Response(null, { status: 200, headers: NO_STORE });
-  });
+      return new Response(null, { status: 200, headers: NO_STORE });
+    },
+    { limiter: deps.rateLimiter, bucket: "revoke" },
+  );
 
   async function findGrantId(
     token: string,

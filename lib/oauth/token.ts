@@ -189,7 +189,14 @@ async function refreshTokenGrant(
           throw new OAuthError("invalid_target", "resource differs from the grant's");
         }
         const tokens = await mint(result.grant, scope, urls, config, result.refreshToken);
-        if (await result.commit(tokens)) return tokens;
+        if (await result.commit(tokens)) {
+          // A registration whose confirmation at code redemption was lost to a store outage
+          // would lapse after a day while its grant lives on: confirm it now (best effort).
+          if (client.client_id_issued_at !== 0 && client.confirmed_at === undefined) {
+            await touchClient(deps.store, client, config).catch(() => {});
+          }
+          return tokens;
+        }
       }
     }
   }
@@ -286,8 +293,7 @@ export async function revokeUpstreamQuietly(grant: GrantRecord, config: Config, 
   const tokens = decryptUpstreamTokens(config, grant);
   if (!tokens) return;
   try {
-    if (tokens.refreshToken) await deps.upstream.revoke(tokens.refreshToken, "refresh_token");
-    else await deps.upstream.revoke(tokens.accessToken, "access_token");
+    await deps.upstream.revoke(tokens);
   } catch (error) {
     log.warn("upstream.revoke_failed", { error: (error as Error).name });
   }

@@ -153,13 +153,16 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
       );
     },
 
-    async revoke(token) {
-      // DELETE /applications/{client_id}/grant ends the user's authorization of our app.
+    async revoke(tokens) {
+      // "Delete an app token" (DELETE /applications/{client_id}/token) ends this one login.
+      // Never "Delete an app authorization" (/grant): it deletes every token our app holds for
+      // the user, signing them out of all their other MCP clients too. Both name an ACCESS
+      // token; a GitHub App's refresh token is not one.
       const basic = Buffer.from(`${config.clientId}:${config.clientSecret ?? ""}`).toString(
         "base64",
       );
       const response = await call(
-        `${api}/applications/${encodeURIComponent(config.clientId)}/grant`,
+        `${api}/applications/${encodeURIComponent(config.clientId)}/token`,
         {
           method: "DELETE",
           headers: {
@@ -168,7 +171,7 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
             "content-type": "application/json",
             "user-agent": "mcp-oauth-server",
           },
-          body: JSON.stringify({ access_token: token }),
+          body: JSON.stringify({ access_token: tokens.accessToken }),
         },
       );
       await response.body?.cancel();

@@ -247,10 +247,15 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
       return tokens;
     },
 
-    async revoke(token, hint) {
+    async revoke(tokens) {
       const meta = await discover();
       if (!meta.revocation_endpoint) return;
-      const form = new URLSearchParams({ token, token_type_hint: hint });
+      // RFC 7009 §2.1: revoking a refresh token SHOULD also end the access tokens of the same
+      // authorization grant, which is exactly this one login of ours; an access token alone
+      // is all there is to end when the provider issued no refresh token.
+      const form = tokens.refreshToken
+        ? new URLSearchParams({ token: tokens.refreshToken, token_type_hint: "refresh_token" })
+        : new URLSearchParams({ token: tokens.accessToken, token_type_hint: "access_token" });
       const headers = {
         "content-type": "application/x-www-form-urlencoded",
         ...clientAuth(meta, form),
@@ -277,6 +282,12 @@ function identityFrom(claims: Record<string, unknown>): UpstreamIdentity {
   const identity: UpstreamIdentity = { subject: claims.sub };
   const name = claims.name ?? claims.preferred_username ?? claims.nickname;
   if (typeof name === "string") identity.name = name.slice(0, 200);
-  if (typeof claims.email === "string") identity.email = claims.email.slice(0, 320);
+  // OIDC Core §5.1: `email` alone is whatever the user typed; only `email_verified: true` (a
+  // JSON boolean, so the string "true" does not count) says the provider checked that the user
+  // controls it. Tools may treat the email as an identity, so an unverified one never reaches
+  // them.
+  if (typeof claims.email === "string" && claims.email_verified === true) {
+    identity.email = claims.email.slice(0, 320);
+  }
   return identity;
 }

@@ -42,7 +42,7 @@ export function createSelfRegisteredUpstream(
     authorizationUrl: async (params) => (await upstream()).authorizationUrl(params),
     exchangeCode: async (params) => (await upstream()).exchangeCode(params),
     refresh: async (token) => (await upstream()).refresh(token),
-    revoke: async (token, hint) => (await upstream()).revoke(token, hint),
+    revoke: async (tokens) => (await upstream()).revoke(tokens),
     userinfo: async (token) => (await upstream()).userinfo(token),
   };
 }

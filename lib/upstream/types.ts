@@ -20,8 +20,13 @@ export interface Upstream {
     iss?: string;
   }): Promise<{ identity: UpstreamIdentity; tokens: UpstreamTokens }>;
   refresh(refreshToken: string): Promise<UpstreamTokens>;
-  /** Revokes at the provider where it offers revocation (RFC 7009); otherwise does nothing. */
-  revoke(token: string, hint: "access_token" | "refresh_token"): Promise<void>;
+  /**
+   * Ends, at the provider, the session of ONE of our grants (where the provider offers
+   * revocation; otherwise does nothing). Each provider picks which of the tokens to send: the
+   * provider-wide "log this user out of the app" must never be used, since the same user's
+   * other MCP clients hold grants of their own on the same upstream app.
+   */
+  revoke(tokens: UpstreamTokens): Promise<void>;
   userinfo(accessToken: string): Promise<Record<string, unknown>>;
 }
 
@@ -29,6 +34,7 @@ export interface UpstreamIdentity {
   /** Stable subject at the provider (`sub`). */
   subject: string;
   name?: string;
+  /** Only an address the provider says it verified (OIDC `email_verified`, GitHub `verified`). */
   email?: string;
 }
 

@@ -2,7 +2,7 @@ import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestBrowser } from "../fixtures/browser.js";
+import { readForm, TestBrowser } from "../fixtures/browser.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 import { InMemoryOAuthProvider } from "../fixtures/sdk-oauth-client.js";
 
@@ -83,6 +83,66 @@ describe("npm run dev with the MCP SDK client", () => {
       /generated OAUTH_SIGNING_KEYS and OAUTH_SECRET for this run only/,
     );
     expect(runner.output()).toMatch(/development provider at http:\/\/localhost:\d+/);
+  });
+
+  it("refuses a login opened in another browser, and logs it at warn with truncated ids only", async () => {
+    const origin = new URL(runner.mcpUrl).origin;
+    const register = async (redirect: string) => {
+      const response = await fetch(`${origin}/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ redirect_uris: [redirect], token_endpoint_auth_method: "none" }),
+      });
+      return ((await response.json()) as { client_id: string }).client_id;
+    };
+    const authorizeUrl = (clientId: string, redirect: string) =>
+      `${origin}/authorize?${new URLSearchParams({
+        response_type: "code",
+        client_id: clientId,
+        redirect_uri: redirect,
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        code_challenge_method: "S256",
+      })}`;
+    // The victim has signed in here before, so the provider now answers her silently.
+    const victim = new TestBrowser();
+    const loopback = "http://127.0.0.1:47997/cb";
+    await victim.authorize(authorizeUrl(await register(loopback), loopback), {
+      username: "victim",
+      stopAt: loopback,
+    });
+    // The attacker approves consent for his own client in his own browser, and keeps the link.
+    const attacker = new TestBrowser();
+    const evil = "https://attacker.test/cb";
+    const page = await attacker.request(authorizeUrl(await register(evil), evil));
+    const form = readForm(await page.text(), page.url || origin);
+    const approved = await attacker.request(`${origin}/authorize`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ ...form.fields, decision: "approve" }).toString(),
+    });
+    const link = approved.headers.get("location") ?? "";
+    const state = new URL(link).searchParams.get("state") ?? "";
+    expect(state).not.toBe("");
+    // The victim opens it: the provider sends her to our callback, which refuses to finish.
+    let response = await victim.request(link);
+    for (let hop = 0; hop < 5 && response.status >= 300 && response.status < 400; hop++) {
+      const next = new URL(response.headers.get("location") ?? "", link).href;
+      expect(next.startsWith(evil)).toBe(false);
+      response = await victim.request(next);
+    }
+    expect(response.status).toBe(400);
+    expect(await response.text()).toContain("not started in this browser");
+    // A forged state is refused and logged the same way.
+    await fetch(`${origin}/callback?code=x&state=forged.state`);
+    await expect
+      .poll(() => runner.output())
+      .toMatch(/"level":"warn","event":"callback\.binding_refused".*"login":"[A-Za-z0-9_-]{8}…"/);
+    await expect
+      .poll(() => runner.output())
+      .toMatch(
+        /"level":"warn","event":"callback\.state_rejected".*"reason":"forged, altered or expired"/,
+      );
+    expect(runner.output()).not.toContain(state);
   });
 
   it("logs requests without their query strings", async () => {

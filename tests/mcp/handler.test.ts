@@ -361,3 +361,80 @@ describe("/mcp streaming and capabilities", () => {
     expect((await handleMcpRequest(rebinding, config)).status).toBe(403);
   });
 });
+
+describe("/mcp JSON-RPC batches (issue #11, F7)", () => {
+  /** A server whose one tool counts its calls, so a test can tell that nothing ran. */
+  function countingHandler() {
+    const calls = { count: 0 };
+    const handler = createMcpHandler({
+      authenticate: async () => ({ ok: true }),
+      createServer: () => {
+        const server = new McpServer({ name: "batch-test", version: "1" });
+        server.registerTool("count", { inputSchema: {} }, async () => {
+          calls.count++;
+          return { content: [{ type: "text", text: String(calls.count) }] };
+        });
+        return server;
+      },
+    });
+    return { calls, handler };
+  }
+
+  /** The answer, read whole, or a failure after `ms`: a hang must fail the test, not stall it. */
+  async function answerWithin(response: Promise<Response>, ms = 2000) {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no complete answer within ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([
+        response.then(async (r) => ({ status: r.status, text: await r.text() })),
+        deadline,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const toolCall = (id: number) => rpc("tools/call", { name: "count", arguments: {} }, id);
+
+  it.each([
+    ["two tools/call", [toolCall(1), toolCall(2)]],
+    // The SDK transport never answers this one: the cancellation drops the response it waits for.
+    [
+      "a tools/call and its own cancellation",
+      [
+        toolCall(1),
+        { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } },
+      ],
+    ],
+    ["one tools/list", [rpc("tools/list")]],
+    ["only notifications", [{ jsonrpc: "2.0", method: "notifications/initialized" }]],
+  ])("refuses a batch of %s at once with 400 and -32600, running nothing", async (_, batch) => {
+    const { calls, handler } = countingHandler();
+    const answer = await answerWithin(handler(post(batch), config));
+    expect(answer.status).toBe(400);
+    const json = JSON.parse(answer.text) as {
+      id: unknown;
+      error: { code: number; message: string };
+    };
+    expect(json.id).toBeNull();
+    expect(json.error.code).toBe(-32600);
+    expect(json.error.message).toMatch(/batch/i);
+    expect(calls.count).toBe(0);
+  });
+
+  it("still runs the same tools/call sent on its own", async () => {
+    const { calls, handler } = countingHandler();
+    const answer = await answerWithin(handler(post(toolCall(1)), config));
+    expect(answer.status).toBe(200);
+    expect(sseMessages(answer.text).at(-1)?.result.content[0].text).toBe("1");
+    expect(calls.count).toBe(1);
+  });
+
+  it("refuses a batch on the deployed handler too, with a valid token", async () => {
+    const { response, json } = await call([rpc("tools/list", {}, 1), rpc("tools/list", {}, 2)]);
+    expect(response.status).toBe(400);
+    expect(json.error.code).toBe(-32600);
+  });
+});

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClientMetadataError, fetchClientMetadata } from "../../lib/oauth/cimd.js";
+import { ClientMetadataError, checkAddress, fetchClientMetadata } from "../../lib/oauth/cimd.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 /**
@@ -138,6 +138,16 @@ describe("CIMD clients through the authorization server", () => {
     expect(await response.text()).toMatch(message);
   });
 
+  it.each(["[::7f00:1]", "[::a00:1]", "[2002:7f00:1::]", "[64:ff9b::7f00:1]"])(
+    "refuses a document on %s (an IPv6 form of an IPv4 address) without connecting",
+    async (host) => {
+      const client = { client_id: `https://${host}/client.json`, redirect_uris: [REDIRECT] };
+      const response = await h.fetch(h.authorizeUrl(client).url, { redirect: "manual" });
+      expect(response.status).toBe(400);
+      expect(await response.text()).toMatch(/address.*, which is not allowed/);
+    },
+  );
+
   it("refuses a document URL at /token the same way (invalid_client)", async () => {
     const result = await h.token({
       grant_type: "authorization_code",
@@ -169,6 +179,11 @@ describe("CIMD fetching refuses server-side request forgery", () => {
     ["https://[::1]/client.json", /loopback/],
     ["https://[fd00::1]/client.json", /uniqueLocal/],
     ["https://[::ffff:10.0.0.1]/client.json", /private/],
+    // IPv4-compatible IPv6 (::/96): ipaddr.js calls it plain unicast; a gateway may route it
+    // to the IPv4 address it embeds (here 127.0.0.1 and 10.0.0.1).
+    ["https://[::7f00:1]/client.json", /outside the global unicast range/],
+    ["https://[::a00:1]/client.json", /outside the global unicast range/],
+    ["https://[64:ff9b::a00:1]/client.json", /rfc6052/],
     ["https://0.0.0.0/client.json", /unspecified/],
     ["https://localhost/client.json", /loopback/],
     ["http://example.com/client.json", /https/],
@@ -177,6 +192,46 @@ describe("CIMD fetching refuses server-side request forgery", () => {
   ])("refuses %s", async (url, message) => {
     expect(await refused(url)).toMatch(message);
   });
+
+  it.each([
+    // IPv4-compatible IPv6 (RFC 4291 §2.5.5.1) of 127.0.0.1 and 10.0.0.1
+    ["::7f00:1", /outside the global unicast range/],
+    ["::a00:1", /outside the global unicast range/],
+    // IPv4-mapped: judged as the IPv4 address it carries (::ffff:127.0.0.1: loopback, below)
+    ["::ffff:10.0.0.1", /private/],
+    // 6to4 of 127.0.0.1 (RFC 3056), Teredo (RFC 4380), documentation (RFC 3849), NAT64 (RFC 6052)
+    ["2002:7f00:1::", /6to4/],
+    ["2001::1", /teredo/],
+    ["2001:db8::1", /reserved/],
+    ["64:ff9b::7f00:1", /rfc6052/],
+    ["fe80::1", /linkLocal/],
+    ["fc00::1", /uniqueLocal/],
+    ["ff02::1", /multicast/],
+    ["::", /unspecified/],
+    ["100::1", /discard/],
+    ["100.64.0.1", /carrierGradeNat/],
+    ["192.0.2.1", /reserved/],
+    ["255.255.255.255", /broadcast/],
+  ])("refuses the address %s", (address, message) => {
+    for (const allowLoopback of [false, true]) {
+      expect(() => checkAddress(address, { allowLoopback }), address).toThrow(message);
+    }
+  });
+
+  it.each(["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "2a00:1450:4001:80b::200e"])(
+    "accepts the public address %s",
+    (address) => {
+      expect(() => checkAddress(address, { allowLoopback: false })).not.toThrow();
+    },
+  );
+
+  it.each(["127.0.0.1", "::1", "::ffff:127.0.0.1"])(
+    "accepts the loopback address %s only with the test allowance",
+    (address) => {
+      expect(() => checkAddress(address, { allowLoopback: false })).toThrow(/loopback/);
+      expect(() => checkAddress(address, { allowLoopback: true })).not.toThrow();
+    },
+  );
 
   it("refuses loopback http documents unless the test allowance is on", async () => {
     expect(await refused(`${base}/client.json`)).toMatch(/https/);

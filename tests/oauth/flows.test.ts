@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { sha256 } from "../../lib/crypto/random.js";
 import { decryptUpstreamTokens, type GrantRecord } from "../../lib/oauth/grants.js";
 import { readForm } from "../fixtures/browser.js";
 import {
@@ -598,5 +599,51 @@ describe("revocation", () => {
     });
     expect(response.status).toBe(200);
     expect((await refresh(tokens.refresh_token)).status).toBe(200);
+  });
+});
+
+describe("successors of rotated refresh tokens (issue #11)", () => {
+  const successorKey = (token: string) => `refresh-successor:${sha256(token)}`;
+  const grantOf = async (accessToken: string) => {
+    const gid = JSON.parse(
+      Buffer.from(accessToken.split(".")[1] ?? "", "base64url").toString(),
+    ).gid;
+    return JSON.parse((await h.store.get(`grant:${gid}`)) ?? "null") as GrantRecord | null;
+  };
+
+  it("keeps each under its own key for the grace window only, never in the grant", async () => {
+    const first = await h.tokens(client);
+    const second = (await refresh(first.refresh_token)).body;
+    expect(await h.store.get(successorKey(first.refresh_token))).toBeTruthy();
+    const grant = await grantOf(second.access_token);
+    // The grant only remembers which token was rotated when: nothing encrypted to prune later.
+    expect(grant?.refresh?.recent).toEqual([
+      { hash: sha256(first.refresh_token), rotatedAt: expect.any(Number) },
+    ]);
+    expect(JSON.stringify(grant)).not.toMatch(/successor/);
+    // Past the window (and its margin) the store has dropped it, with no further rotation.
+    vi.useFakeTimers({
+      toFake: ["Date"],
+      now: Date.now() + (h.config.oauth.refreshGraceSeconds + 3) * 1000,
+    });
+    expect(await h.store.get(successorKey(first.refresh_token))).toBeNull();
+  });
+
+  it("deletes the successors it can find when the grant is revoked", async () => {
+    const t1 = await h.tokens(client);
+    const t2 = (await refresh(t1.refresh_token)).body;
+    const t3 = (await refresh(t2.refresh_token)).body;
+    for (const t of [t1, t2]) expect(await h.store.get(successorKey(t.refresh_token))).toBeTruthy();
+    const revoked = await h.fetch(`${ORIGIN}/revoke`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        token: t3.refresh_token,
+        client_id: client.client_id,
+      }).toString(),
+    });
+    expect(revoked.status).toBe(200);
+    for (const t of [t1, t2]) expect(await h.store.get(successorKey(t.refresh_token))).toBeNull();
+    expect((await refresh(t1.refresh_token)).body.error).toBe("invalid_grant");
   });
 });

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../lib/config.js";
-import { createSecrets } from "../../lib/crypto/secrets.js";
+import { generateSecret, generateSigningJwk } from "../../lib/crypto/keys.js";
 import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/dev/idp.js";
 import { createRateLimiter } from "../../lib/http/rate-limit.js";
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
 import { handleAuthorize } from "../../lib/oauth/authorize.js";
 import { handleCallback } from "../../lib/oauth/callback.js";
+import { deploymentSecrets } from "../../lib/oauth/deployment-secrets.js";
 import { type OAuthDeps, staticClientMap } from "../../lib/oauth/deps.js";
 import { handleAuthorizationServerMetadata } from "../../lib/oauth/metadata.js";
 import { handleRegister } from "../../lib/oauth/register.js";
@@ -15,15 +16,17 @@ import { MemoryStore } from "../../lib/store/memory.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { createUpstream } from "../../lib/upstream/index.js";
 import { TestBrowser } from "../fixtures/browser.js";
-import { testConfig } from "../fixtures/config.js";
+import { testAccessToken, testConfig } from "../fixtures/config.js";
 import { pkcePair } from "../fixtures/oauth-harness.js";
 
 /**
- * Preview deployments: production and a branch preview of one project, sharing one database
- * (each under its own key prefix) and one OAUTH_SECRET, served in-process at their public
- * origins. The provider (a real oidc-provider) knows only production's callback; production
- * relays the sign-in to the preview that started it.
+ * Preview deployments: production and a branch preview of one project, set up as docs/deploy.md
+ * says: each with its own OAUTH_SECRET and signing keys, sharing only OAUTH_RELAY_SECRET (and
+ * here one database, each under its own key prefix), served in-process at their public origins.
+ * The provider (a real oidc-provider) knows only production's callback; production relays the
+ * sign-in to the preview that started it.
  */
+const RELAY_SECRET = generateSecret();
 const PRODUCTION = "https://mcp.example.com";
 const PREVIEW_HOST = "my-mcp-git-feature-acme.vercel.app";
 const PREVIEW = `https://${PREVIEW_HOST}`;
@@ -40,12 +43,15 @@ function deployment(env: Record<string, string>, prefix: string, shared: MemoryS
     UPSTREAM_SCOPES: "openid profile email",
     OAUTH_CALLBACK_URL: `${PRODUCTION}/callback`,
     OAUTH_RELAY_HOSTS: "my-mcp-*-acme.vercel.app",
+    OAUTH_RELAY_SECRET: RELAY_SECRET,
+    OAUTH_SECRET: generateSecret(),
+    OAUTH_SIGNING_KEYS: JSON.stringify([generateSigningJwk()]),
     ...env,
   });
   const deps: OAuthDeps = {
     store: prefixed(shared, prefix),
     upstream: createUpstream(config.upstream),
-    secrets: createSecrets(config.oauth.secret),
+    secrets: deploymentSecrets(config),
     cimd: { allowLoopback: false },
     staticClients: staticClientMap(config),
     rateLimiter: createRateLimiter(config),
@@ -155,6 +161,21 @@ describe("callback relay for preview deployments", () => {
     expect((await call(PREVIEW)).status).toBe(200);
     // The preview's token is for the preview's /mcp: production refuses it, same keys or not.
     expect((await call(PRODUCTION)).status).toBe(401);
+    // Code on a preview branch minting a token with production's audience gets nowhere either:
+    // production's JWKS never lists a preview key.
+    const preview = deployments.get(PREVIEW);
+    if (!preview) throw new Error("no preview deployment");
+    const forged = await testAccessToken(preview.config, PRODUCTION);
+    const forgedAtProduction = await route(`${PRODUCTION}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${forged}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+    });
+    expect(forgedAtProduction.status).toBe(401);
   });
 
   it("relays a state only once", async () => {

@@ -3,12 +3,18 @@ import { Redis } from "ioredis";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { generateSecret } from "../../lib/crypto/keys.js";
+import { sha256 } from "../../lib/crypto/random.js";
 import { getUpstreamAccessToken, UpstreamSessionError } from "../../lib/mcp/upstream-token.js";
-import { decryptUpstreamTokens, readGrant } from "../../lib/oauth/grants.js";
+import {
+  decryptUpstreamTokens,
+  readGrant,
+  SUCCESSOR_TTL_MARGIN_SECONDS,
+} from "../../lib/oauth/grants.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { UpstashStore } from "../../lib/store/upstash.js";
 import { testConfig } from "../fixtures/config.js";
 import { type Harness, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import { auditStore } from "../fixtures/store-audit.js";
 
 const redis = inject("redis");
 
@@ -99,6 +105,7 @@ describe.skipIf(!redis.available)("nothing usable at rest, on real redis-server"
       }
     }
     expect(bytes).toBeGreaterThan(0);
+    expect((await auditStore(ioredis, prefix)).problems).toEqual([]);
     // And what is there still works: the latest refresh token refreshes (its hash matched).
     expect((await refresh(third.body.refresh_token)).status).toBe(200);
   });
@@ -125,5 +132,60 @@ describe.skipIf(!redis.available)("nothing usable at rest, on real redis-server"
         upstream: h.deps.upstream,
       }),
     ).rejects.toThrow(UpstreamSessionError);
+  });
+
+  it("keeps a rotated refresh token's successor encrypted under its own key, and only for the grace window", async () => {
+    // Issue #11: the successor (the response a racing duplicate of a refresh gets) used to sit
+    // in the grant until the next rotation; now Redis's TTL drops it when the window closes.
+    if (!redis.available) throw new Error("redis-server is not available");
+    const shortPrefix = `rest${randomBytes(4).toString("hex")}:`;
+    const short = await startOAuthHarness({
+      store: prefixed(
+        new UpstashStore({ url: redis.url, token: redis.token, timeoutMs: 2000 }),
+        shortPrefix,
+      ),
+      env: { REFRESH_GRACE_SECONDS: "1" },
+    });
+    try {
+      const client = await short.register();
+      const first = await short.tokens(client);
+      const second = await short.refresh(client, first.refresh_token);
+      // At once, within the 1 s window: the racing duplicate gets the winner's pair.
+      const duplicate = await short.refresh(client, first.refresh_token);
+      expect(second.status).toBe(200);
+      expect(duplicate.body.refresh_token).toBe(second.body.refresh_token);
+
+      const key = `${shortPrefix}refresh-successor:${sha256(first.refresh_token)}`;
+      const sealed = (await ioredis.get(key)) ?? "";
+      expect(sealed).not.toBe("");
+      for (const raw of [
+        first.refresh_token,
+        second.body.refresh_token,
+        second.body.access_token,
+      ]) {
+        expect(sealed.includes(raw)).toBe(false);
+      }
+      const ttlMs = await ioredis.pttl(key);
+      expect(ttlMs).toBeGreaterThan(0);
+      expect(ttlMs).toBeLessThanOrEqual((1 + SUCCESSOR_TTL_MARGIN_SECONDS) * 1000);
+      const during = await auditStore(ioredis, shortPrefix);
+      expect(during.problems).toEqual([]);
+      expect(during.families["refresh-successor"]).toBe(1);
+      expect(JSON.stringify(during.grants)).not.toMatch(/successor/);
+
+      await new Promise((resolve) => setTimeout(resolve, ttlMs + 100));
+      // Gone from Redis with no further rotation and no read of the grant.
+      expect(await ioredis.exists(key)).toBe(0);
+      const after = await auditStore(ioredis, shortPrefix);
+      expect(after.problems).toEqual([]);
+      expect(after.families["refresh-successor"]).toBeUndefined();
+      // After the window, reuse is theft and ends the grant (RFC 9700 §4.14.2).
+      expect((await short.refresh(client, first.refresh_token)).body.error).toBe("invalid_grant");
+      expect((await short.refresh(client, second.body.refresh_token)).body.error).toBe(
+        "invalid_grant",
+      );
+    } finally {
+      await short.close();
+    }
   });
 });

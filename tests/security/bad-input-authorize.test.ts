@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signValue } from "../../lib/oauth/cookies.js";
+import { encodeUpstreamState } from "../../lib/oauth/relay.js";
 import { readForm } from "../fixtures/browser.js";
 import {
   CLIENT_REDIRECT,
@@ -89,8 +90,15 @@ function csrfFor(nonce: string, signed: string): string {
   return h.deps.secrets.sign(`${nonce}.${digest}`, "csrf");
 }
 
+/** The browser-binding cookie (`name=value`) an answer sets (lib/oauth/browser-binding.ts). */
+function bindingCookieOf(headers: Headers): string {
+  const line = headers.getSetCookie().find((c) => c.startsWith("mcp-login-")) ?? "";
+  return line.split(";")[0] ?? "";
+}
+
 /**
- * Approves a consent: the `state` we sent upstream (a pending login) and the client's own state.
+ * Approves a consent: the `state` we sent upstream (a pending login), the client's own state, and
+ * the cookie that binds the login to the approving browser.
  */
 async function pendingLogin(client: RegisteredClient = pub) {
   const { fields, cookie, state } = await consent(client);
@@ -98,11 +106,18 @@ async function pendingLogin(client: RegisteredClient = pub) {
   expect(reply.status, reply.text.slice(0, 300)).toBe(303);
   const location = new URL(reply.headers.get("location") ?? "");
   expect(location.origin).toBe(h.idp.issuer);
-  return { upstreamState: location.searchParams.get("state") ?? "", clientState: state };
+  const binding = bindingCookieOf(reply.headers);
+  expect(binding).toMatch(/^mcp-login-[A-Za-z0-9_-]{16}=/);
+  return { upstreamState: location.searchParams.get("state") ?? "", clientState: state, binding };
 }
 
-const callback = (query: string, method = "GET") =>
-  battery.send("/callback", { method }, `/callback${query ? `?${query}` : ""}`);
+/** `/callback?query`, from a browser holding `cookie` when given. */
+const callback = (query: string, cookie?: string) =>
+  battery.send(
+    "/callback",
+    { method: "GET", headers: cookie ? { cookie } : {} },
+    `/callback${query ? `?${query}` : ""}`,
+  );
 
 const EXPIRED = "Sign-in expired or already used";
 
@@ -853,7 +868,7 @@ describe("/callback", () => {
   it.each(["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])(
     "answers %s with a 405 page",
     async (method) => {
-      expectErrorPage(await callback("code=x&state=y", method), 405);
+      expectErrorPage(await battery.send("/callback", { method }, "/callback?code=x&state=y"), 405);
     },
   );
 
@@ -898,14 +913,23 @@ describe("/callback", () => {
     for (const state of [
       fields.consent_request ?? "",
       signValue(secrets, { o: ORIGIN, n: "x", e }, "consent-cookie"),
-      signValue(secrets, { o: ORIGIN, n: "x", e: e - 1200 }, "upstream-state"),
-      signValue(secrets, { n: "x", e }, "upstream-state"),
-      signValue(secrets, { o: 7, n: "x", e }, "upstream-state"),
-      signValue(secrets, { o: ORIGIN, n: "x", e: String(e) }, "upstream-state"),
-      signValue(secrets, { o: ORIGIN, n: "never-stored", e }, "upstream-state"),
+      encodeUpstreamState(secrets, { o: ORIGIN, n: "x", e: e - 1200 }),
+      encodeUpstreamState(secrets, { n: "x", e }),
+      encodeUpstreamState(secrets, { o: 7, n: "x", e }),
+      encodeUpstreamState(secrets, { o: ORIGIN, n: "x", e: String(e) }),
     ]) {
       expectErrorPage(await callback(q(state)), 400, new RegExp(EXPIRED));
     }
+    // Signed by us but never stored: without the browser's binding cookie it is refused before
+    // the store is asked; with a cookie of the right name, the store knows no such login.
+    const neverStored = encodeUpstreamState(secrets, { o: ORIGIN, n: "never-stored", e });
+    expectErrorPage(await callback(q(neverStored)), 400, /not started in this browser/);
+    const name = `mcp-login-${createHash("sha256").update(neverStored).digest("base64url").slice(0, 16)}`;
+    expectErrorPage(
+      await callback(q(neverStored), `${name}=${"v".repeat(43)}`),
+      400,
+      new RegExp(EXPIRED),
+    );
     for (const o of [
       "https://evil.example",
       "http://evil.example",
@@ -913,7 +937,7 @@ describe("/callback", () => {
       "javascript:alert(1)",
       "http://127.0.0.1:3000",
     ]) {
-      const state = signValue(secrets, { o, n: "x", e }, "upstream-state");
+      const state = encodeUpstreamState(secrets, { o, n: "x", e });
       expectErrorPage(await callback(q(state)), 400, /does not relay to/);
     }
   });
@@ -929,38 +953,41 @@ describe("/callback", () => {
       ["code=bogus-upstream-code", "server_error"],
       [`code=${"c".repeat(5000)}`, "server_error"],
     ] as const) {
-      const { upstreamState, clientState } = await pendingLogin();
+      const { upstreamState, clientState, binding } = await pendingLogin();
       const q = `state=${encodeURIComponent(upstreamState)}${query ? `&${query}` : ""}`;
-      expectClientRedirect(await callback(q), CLIENT_REDIRECT, error, clientState);
+      expectClientRedirect(await callback(q, binding), CLIENT_REDIRECT, error, clientState);
       // The state is spent: the same callback again is an unknown sign-in.
-      expectErrorPage(await callback(q), 400, new RegExp(EXPIRED));
+      expectErrorPage(await callback(q, binding), 400, new RegExp(EXPIRED));
     }
   });
 
   it("refuses a real callback whose iss or code was altered (RFC 9207 mix-up defence)", async () => {
     const reach = async () => {
       const { url, state } = h.authorizeUrl(pub);
-      const at = await h
-        .browser()
-        .authorize(url, { stopAt: (u) => u.pathname === "/callback" && u.origin === ORIGIN });
-      return { at, state };
+      const browser = h.browser();
+      const at = await browser.authorize(url, {
+        stopAt: (u) => u.pathname === "/callback" && u.origin === ORIGIN,
+      });
+      const jar = browser.jar.get(new URL(ORIGIN).host) ?? new Map<string, string>();
+      const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
+      return { at, state, cookie };
     };
     for (const change of [
       (u: URL) => u.searchParams.set("iss", "https://evil.example"),
       (u: URL) => u.searchParams.set("iss", `${h.idp.issuer}/`),
       (u: URL) => u.searchParams.set("code", `${u.searchParams.get("code")}x`),
     ]) {
-      const { at, state } = await reach();
+      const { at, state, cookie } = await reach();
       change(at);
       expectClientRedirect(
-        await callback(at.search.slice(1)),
+        await callback(at.search.slice(1), cookie),
         CLIENT_REDIRECT,
         "server_error",
         state,
       );
     }
-    const { at, state } = await reach();
-    const good = await callback(at.search.slice(1));
+    const { at, state, cookie } = await reach();
+    const good = await callback(at.search.slice(1), cookie);
     expect(good.status).toBe(302);
     const back = new URL(good.headers.get("location") ?? "");
     expect(back.searchParams.get("code")).toBeTruthy();
@@ -984,7 +1011,7 @@ describe("/callback", () => {
   });
 
   it("property: one changed character of a pending state is refused and spends nothing", async () => {
-    const { upstreamState: state, clientState } = await pendingLogin();
+    const { upstreamState: state, clientState, binding } = await pendingLogin();
     await fc.assert(
       fc.asyncProperty(
         fc.nat(state.length - 1),
@@ -993,6 +1020,7 @@ describe("/callback", () => {
           fc.pre(state[at] !== by);
           const reply = await callback(
             form({ state: replaceAt(state, at, by), error: "access_denied" }),
+            binding,
           );
           expectErrorPage(reply, 400, new RegExp(EXPIRED));
         },
@@ -1000,7 +1028,7 @@ describe("/callback", () => {
       RUNS,
     );
     // The genuine state still finishes the login (here with the user's refusal).
-    const reply = await callback(form({ state, error: "access_denied" }));
+    const reply = await callback(form({ state, error: "access_denied" }), binding);
     expectClientRedirect(reply, CLIENT_REDIRECT, "access_denied", clientState);
   });
 });

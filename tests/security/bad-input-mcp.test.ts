@@ -511,6 +511,44 @@ describe("/mcp: the transport's refusals, with a valid token", () => {
     expectJsonRpcError(await post(JSON.stringify(batch)), 400, -32600);
   });
 
+  // MCP 2025-06-18 removed JSON-RPC batching: even a batch of valid messages is one Invalid
+  // Request, answered at once (issue #11, F7), whatever it holds.
+  it.each([
+    ["one tools/list", [{ jsonrpc: "2.0", id: 1, method: "tools/list" }]],
+    [
+      "two tools/call",
+      [1, 2].map((id) => ({
+        jsonrpc: "2.0",
+        id,
+        method: "tools/call",
+        params: { name: "hash_text", arguments: { text: "x" } },
+      })),
+    ],
+    [
+      "a tools/call and its own cancellation",
+      [
+        {
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: { name: "hash_text", arguments: { text: "x" } },
+        },
+        { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } },
+      ],
+    ],
+    ["a notification", [{ jsonrpc: "2.0", method: "notifications/initialized" }]],
+    ["a response", [{ jsonrpc: "2.0", id: 1, result: {} }]],
+    [
+      "100 tools/list",
+      Array.from({ length: 100 }, (_, id) => ({ jsonrpc: "2.0", id, method: "tools/list" })),
+    ],
+  ])(
+    "answers a batch of %s with 400 and -32600 (batches removed in MCP 2025-06-18)",
+    async (_, batch) => {
+      expectJsonRpcError(await post(JSON.stringify(batch)), 400, -32600);
+    },
+  );
+
   it("answers a body over MCP_MAX_BODY_BYTES with 413, declared or sent", async () => {
     const limit = h.config.mcp.maxBodyBytes;
     expectJsonRpcError(await post(LIST, { "content-length": String(limit * 2) }), 413, -32000);

@@ -167,6 +167,11 @@ describe.skipIf(!redis.available)("races, 50 at once (real redis-server)", () =>
     // they all presented is its one recent predecessor.
     expect(grant?.refresh?.current).toBe(sha256(next ?? ""));
     expect(grant?.refresh?.recent?.map((r) => r.hash)).toEqual([sha256(first.refresh_token)]);
+    // The one successor, under its own key (for the grace window), and none in the grant.
+    expect(audit.keys.filter((k) => k.startsWith("refresh-successor:"))).toContain(
+      `refresh-successor:${sha256(first.refresh_token)}`,
+    );
+    expect(JSON.stringify(grant)).not.toMatch(/successor/);
     expect(audit.problems).toEqual([]);
     expect(audit.orphans).toEqual([]);
     // No grant lost: the new refresh token rotates again, and the access token works.

@@ -55,6 +55,18 @@ describe("abuse limits in memory (npm run dev)", () => {
     expect(await limiter.check("register", from("198.51.100.1"))).toBeNull();
   });
 
+  it("the daily registration budget counts over a day, in memory too", async () => {
+    const limiter = createRateLimiter(testConfig({ RATE_LIMIT_REGISTER_DAILY: "2" }));
+    const request = new Request("http://localhost:3000/register", {
+      headers: { "x-real-ip": "198.51.100.3" },
+    });
+    expect(await limiter.check("registerDaily", request)).toBeNull();
+    expect(await limiter.check("registerDaily", request)).toBeNull();
+    const denied = await limiter.check("registerDaily", request);
+    expect(denied?.retryAfterSeconds).toBeGreaterThan(24 * 3600 - 60);
+    expect(denied?.retryAfterSeconds).toBeLessThanOrEqual(24 * 3600);
+  });
+
   it("0 turns a bucket off", async () => {
     const limiter = createRateLimiter(testConfig({ RATE_LIMIT_REGISTER: "0" }));
     const request = new Request("http://localhost:3000/register", {
@@ -97,6 +109,11 @@ describe("abuse limits in memory (npm run dev)", () => {
   it("a bad RATE_LIMIT_* value fails the configuration, naming the variable", () => {
     expect(() => testConfig({ RATE_LIMIT_TOKEN: "-1" })).toThrow(/RATE_LIMIT_TOKEN/);
     expect(() => testConfig({ RATE_LIMIT_AUTHORIZE: "lots" })).toThrow(/RATE_LIMIT_AUTHORIZE/);
+    expect(() => testConfig({ RATE_LIMIT_REVOKE: "1.5" })).toThrow(/RATE_LIMIT_REVOKE/);
+    expect(() => testConfig({ RATE_LIMIT_CIMD_FETCH: "x" })).toThrow(/RATE_LIMIT_CIMD_FETCH/);
+    expect(() => testConfig({ RATE_LIMIT_REGISTER_DAILY: "-1" })).toThrow(
+      /RATE_LIMIT_REGISTER_DAILY/,
+    );
   });
 });
 
@@ -114,6 +131,7 @@ describe.skipIf(!redis.available)(
         RATE_LIMIT_TOKEN: "4",
         RATE_LIMIT_AUTHORIZE: "3",
         RATE_LIMIT_MCP_AUTH_FAILURES: "3",
+        RATE_LIMIT_REVOKE: "3",
       };
     };
     let h: Harness;
@@ -210,6 +228,56 @@ describe.skipIf(!redis.available)(
       expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     });
 
+    it("/revoke: 429 with Retry-After over the allowance, counted before any client check", async () => {
+      // Review finding F3: /revoke had no limit, and each request may resolve (fetch) a client.
+      const ip = freshIp();
+      const revoke = () =>
+        h.fetch(`${ORIGIN}/revoke`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "x-real-ip": ip },
+          body: new URLSearchParams({ token: "x", client_id: "nobody" }).toString(),
+        });
+      for (let i = 0; i < 3; i++) {
+        const result = await revoke();
+        expect(result.status).toBe(401);
+        expect((await json(result)).error).toBe("invalid_client");
+      }
+      const limited = await revoke();
+      expect(limited.status).toBe(429);
+      expect((await json(limited)).error).toBe("temporarily_unavailable");
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(limited.headers.get("access-control-allow-origin")).toBe("*");
+    });
+
+    it("/register: a daily budget per address on top of the per-minute allowance", async () => {
+      // Review finding F4: the per-minute limit bounded bursts, not the total stored.
+      const daily = await startOAuthHarness({
+        env: { ...env(), RATE_LIMIT_REGISTER: "100", RATE_LIMIT_REGISTER_DAILY: "4" },
+      });
+      try {
+        const ip = freshIp();
+        const registerAt = () =>
+          daily.fetch(`${ORIGIN}/register`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-real-ip": ip },
+            body: JSON.stringify({
+              redirect_uris: [CLIENT_REDIRECT],
+              token_endpoint_auth_method: "none",
+            }),
+          });
+        for (let i = 0; i < 4; i++) expect((await registerAt()).status).toBe(201);
+        const limited = await registerAt();
+        expect(limited.status).toBe(429);
+        expect((await json(limited)).error).toBe("temporarily_unavailable");
+        // The daily window: the wait is counted in hours, not within the minute.
+        const retryAfter = Number(limited.headers.get("retry-after"));
+        expect(retryAfter).toBeGreaterThan(60);
+        expect(retryAfter).toBeLessThanOrEqual(24 * 3600);
+      } finally {
+        await daily.close();
+      }
+    });
+
     it("/authorize: an HTML page with 429 and Retry-After, never a redirect", async () => {
       const ip = freshIp();
       const url = `${ORIGIN}/authorize?client_id=nobody&response_type=code`;
@@ -260,8 +328,10 @@ describe.skipIf(!redis.available)(
       expect(keys.length).toBeGreaterThan(0);
       for (const key of keys) {
         const ttl = await ioredis.pttl(key);
+        // Two windows: two minutes, or two days for the daily registration budget.
+        const window = key.startsWith(`${prefix}ratelimit:registerDaily:`) ? 86_400_000 : 60_000;
         expect(ttl, key).toBeGreaterThan(0);
-        expect(ttl, key).toBeLessThanOrEqual(2 * 60_000 + 1000);
+        expect(ttl, key).toBeLessThanOrEqual(2 * window + 1000);
         expect(key).not.toMatch(/192\.0\.2\./);
       }
     });
@@ -282,8 +352,8 @@ describe("caps on what a client may register", () => {
       body,
     });
 
-  it("refuses more than 10 redirect URIs", async () => {
-    const uris = Array.from({ length: 11 }, (_, i) => `http://127.0.0.1:${5000 + i}/callback`);
+  it("refuses more than 8 redirect URIs", async () => {
+    const uris = Array.from({ length: 9 }, (_, i) => `http://127.0.0.1:${5000 + i}/callback`);
     const response = await registerWith(JSON.stringify({ redirect_uris: uris }));
     expect(response.status).toBe(400);
     expect((await json(response)).error).toBe("invalid_client_metadata");

@@ -388,11 +388,11 @@ describe("timeouts on every outbound call", () => {
     createSelfRegisteredUpstream(
       upstreamConfig(url, { provider: "auth0", registerClientFor: `${ORIGIN}/callback` }),
       new MemoryStore(),
-      createSecrets(randomBytes(32)),
+      createSecrets(randomBytes(32), { scope: "test" }),
     );
   const github = (url: string) =>
     createGitHubUpstream(upstreamConfig(url, { provider: "github", apiUrl: url }));
-  const githubHangs = ["/login/oauth/access_token", "/user", "/applications/client/grant"];
+  const githubHangs = ["/login/oauth/access_token", "/user", "/applications/client/token"];
   const cimd = { allowLoopback: true, timeoutMs: AUDIT_TIMEOUT_MS };
   const upstash = (url: string) =>
     new UpstashStore({ url, token: "t", timeoutMs: AUDIT_TIMEOUT_MS }).get("k");
@@ -439,7 +439,8 @@ describe("timeouts on every outbound call", () => {
     {
       site: "OIDC revocation (oidc.ts)",
       slow: { hang: ["/revoke"] },
-      call: (url) => createOidcUpstream(upstreamConfig(url)).revoke("rt", "refresh_token"),
+      call: (url) =>
+        createOidcUpstream(upstreamConfig(url)).revoke({ accessToken: "at", refreshToken: "rt" }),
       error: unavailable,
     },
     {
@@ -479,9 +480,9 @@ describe("timeouts on every outbound call", () => {
       error: unavailable,
     },
     {
-      site: "GitHub grant revocation (github.ts)",
+      site: "GitHub token revocation (github.ts)",
       slow: { hang: githubHangs },
-      call: (url) => github(url).revoke("at", "access_token"),
+      call: (url) => github(url).revoke({ accessToken: "at" }),
       error: unavailable,
     },
     {

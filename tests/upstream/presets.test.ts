@@ -163,7 +163,7 @@ describe("github preset (stand-in)", () => {
     expect((await h.deps.upstream.userinfo(second)).login).toBe("octocat");
   });
 
-  it("revocation ends the user's grant of our app at GitHub", async () => {
+  it("revocation deletes this login's token at GitHub (tests/upstream/github-revocation.test.ts)", async () => {
     const { h, standIn } = await githubHarness("oauth-app");
     const client = await h.register();
     const tokens = await h.tokens(client);
@@ -176,7 +176,8 @@ describe("github preset (stand-in)", () => {
       }).toString(),
     });
     expect(response.status).toBe(200);
-    expect(standIn.calls).toContain(`DELETE /api/applications/${standIn.clientId}/grant`);
+    expect(standIn.calls).toContain(`DELETE /api/applications/${standIn.clientId}/token`);
+    expect(standIn.calls).not.toContain(`DELETE /api/applications/${standIn.clientId}/grant`);
     expect(standIn.revokedTokens.size).toBe(1);
   });
 });
