@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Config } from "../../lib/config.js";
 import { generateSecret, generateSigningJwk } from "../../lib/crypto/keys.js";
 import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/dev/idp.js";
@@ -180,9 +180,23 @@ describe("callback relay for preview deployments", () => {
 
   it("relays a state only once", async () => {
     expect(relayedCallback).toMatch(/code=/);
-    const replay = await route(relayedCallback, { redirect: "manual" });
+    const warnings: string[] = [];
+    const spy = vi.spyOn(console, "warn").mockImplementation((line: unknown) => {
+      warnings.push(String(line));
+    });
+    let replay: Response;
+    try {
+      replay = await route(relayedCallback, { redirect: "manual" });
+    } finally {
+      spy.mockRestore();
+    }
     expect(replay.status).toBe(400);
     expect(await replay.text()).toMatch(/already used/);
+    // Relay misuse is a security event: logged at warn, the login named by a truncated id only.
+    const line = warnings.find((l) => l.includes('"callback.relay_refused"')) ?? "";
+    expect(line).toMatch(/"reason":"state already relayed".*"login":"[A-Za-z0-9_-]{8}…"/);
+    const state = new URL(relayedCallback).searchParams.get("state") ?? "";
+    expect(line).not.toContain(state);
   });
 
   it("refuses a forged state, and a state for a host not on the allow-list", async () => {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { sha256 } from "../../lib/crypto/random.js";
 import type { TestBrowser } from "../fixtures/browser.js";
 import { readForm } from "../fixtures/browser.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
@@ -179,6 +180,22 @@ describe("F1: the upstream login is bound to the browser that approved consent",
     // And the browser that started it completes it.
     const back = await browser.authorize(providerUrl, { stopAt: client.redirect_uris[0] ?? "" });
     expect(back.searchParams.get("code")).toBeTruthy();
+  });
+});
+
+describe("pending logins at rest", () => {
+  it("keep our upstream PKCE verifier and nonce encrypted, not in clear", async () => {
+    const client = await h.register();
+    const approved = await approveConsent(h.browser(), h.authorizeUrl(client).url);
+    const providerUrl = new URL(approved.headers.get("location") ?? "");
+    const state = providerUrl.searchParams.get("state") ?? "";
+    const nonce = providerUrl.searchParams.get("nonce") ?? "";
+    expect(nonce).not.toBe("");
+    const stored = (await h.store.get(`login:${sha256(state)}`)) ?? "";
+    expect(stored).toMatch(/^v1\./);
+    expect(stored).not.toContain(nonce);
+    expect(stored).not.toContain(client.client_id);
+    expect(() => JSON.parse(stored)).toThrow();
   });
 });
 
