@@ -24,7 +24,10 @@ export interface FunctionGraph {
   staticBytes: number;
 }
 
-export const MCP_SDK = "@modelcontextprotocol/sdk";
+/** The MCP SDK (v2) package /mcp imports; it brings `@modelcontextprotocol/core` with it. */
+export const MCP_SDK = "@modelcontextprotocol/server";
+/** Every MCP SDK package, v2 (`server`, `core`, `client`) and 1.x (`sdk`), share this scope. */
+export const MCP_SDK_SCOPE = "@modelcontextprotocol/";
 export const MCP_ENTRY = "api/mcp.ts";
 /** The modules that implement OAuth endpoints; `/mcp` must not load any of them. */
 export const OAUTH_ENDPOINT_MODULES = [
@@ -130,7 +133,7 @@ export function checkImportRules(graphs: FunctionGraph[]): RuleResult[] {
         found,
       };
     }
-    const found = g.packages.filter((p) => p === MCP_SDK);
+    const found = g.packages.filter((p) => p.startsWith(MCP_SDK_SCOPE));
     return { rule: "does not load the MCP SDK", entry: g.entry, ok: found.length === 0, found };
   });
 }

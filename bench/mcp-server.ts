@@ -1,17 +1,17 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { toRequest, writeResponse } from "../lib/dev/server.js";
-import { testAccessToken, testConfig } from "../tests/fixtures/config.js";
 import { createVariants, type VariantName } from "./mcp-variants.js";
 
 /**
  * The server side of the /mcp benchmark, in its own process (so the load generator has the other
  * core): every variant of bench/mcp-variants.ts at `/<variant>` on 127.0.0.1, converted between
  * node:http and Request/Response exactly as the local runner does (lib/dev/server.ts). Prints
- * `{"port":..., "token":...}`: a valid access token for this origin.
+ * `{"port":..., "token":..., "variants":[...]}`: a valid access token for this origin, and the
+ * variants served (`before` only with `--before=<dir>`).
  */
-const config = testConfig();
-const variants = createVariants();
+const beforeDir = process.argv.find((a) => a.startsWith("--before="))?.slice("--before=".length);
+const variants = await createVariants(beforeDir ? { beforeDir } : {});
 
 const server = createServer((req, res) => {
   if (req.url === "/__cpu") {
@@ -21,7 +21,7 @@ const server = createServer((req, res) => {
     return;
   }
   const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "127.0.0.1"}`);
-  const handler = variants[url.pathname.slice(1) as VariantName];
+  const handler = variants.handlers[url.pathname.slice(1) as VariantName];
   if (!handler) {
     res.writeHead(404).end();
     return;
@@ -30,7 +30,7 @@ const server = createServer((req, res) => {
   res.once("close", () => {
     if (!res.writableFinished) abort.abort();
   });
-  handler(toRequest(req, url, abort.signal), config)
+  handler(toRequest(req, url, abort.signal))
     .then((response) => writeResponse(res, response, false))
     .catch((error: unknown) => {
       console.error(error);
@@ -41,7 +41,9 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 120_000;
 server.listen(0, "127.0.0.1", async () => {
   const { port } = server.address() as AddressInfo;
-  const token = await testAccessToken(config, `http://127.0.0.1:${port}`);
-  process.stdout.write(`${JSON.stringify({ port, token })}\n`);
+  const token = await variants.token(`http://127.0.0.1:${port}`);
+  process.stdout.write(
+    `${JSON.stringify({ port, token, variants: Object.keys(variants.handlers) })}\n`,
+  );
 });
 process.on("disconnect", () => process.exit(0));

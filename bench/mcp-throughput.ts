@@ -2,16 +2,22 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { Agent, get as httpGet, request as httpRequest } from "node:http";
 import { join } from "node:path";
-import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
-import { testAccessToken, testConfig } from "../tests/fixtures/config.js";
-import { createVariants, VARIANTS, type VariantName } from "./mcp-variants.js";
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LATEST_PROTOCOL_VERSION,
+  PROTOCOL_VERSION_META_KEY,
+} from "@modelcontextprotocol/server";
+import { createVariants, type Era, VARIANTS, type VariantName } from "./mcp-variants.js";
 import { median, percentile, round } from "./stats.js";
 
 /**
- * `/mcp` tools/call throughput and latency: every variant (bench/mcp-variants.ts) served by one
- * child process over real HTTP on 127.0.0.1, driven by this process with keep-alive connections.
- * Variants are measured alternately, round after round, each round a fixed number of requests
- * under a time bound, so drift of the machine hits all of them alike.
+ * `/mcp` throughput and latency: every variant of bench/mcp-variants.ts answering the same
+ * requests (tools/call and tools/list, each in both protocol eras), driven in-process or over
+ * real HTTP on 127.0.0.1. Every (variant, request) pair is one cell; cells are measured
+ * alternately, round after round, each round a fixed number of requests under a time bound, so
+ * drift of the machine (other work on it) hits all of them alike, and ratios are taken between
+ * cells of the same run.
  */
 export interface ThroughputOptions {
   /**
@@ -26,11 +32,56 @@ export interface ThroughputOptions {
   /** Upper bound of one round, ms: a slow machine measures fewer requests, never hangs. */
   roundTimeoutMs: number;
   warmupRequests: number;
+  /** Another checkout of this project to measure as the `before` variant (e.g. b9caf0a). */
+  beforeDir?: string;
 }
 
-export interface VariantFigures {
+export type RequestName = "call-legacy" | "call-modern" | "list-legacy" | "list-modern";
+
+export const MODERN_PROTOCOL_VERSION = "2026-07-28";
+
+export const REQUESTS: ReadonlyArray<{
+  name: RequestName;
+  label: string;
+  era: Era;
+  method: "tools/call" | "tools/list";
+  /** The same request in the other era. */
+  counterpart: RequestName;
+}> = [
+  {
+    name: "call-legacy",
+    label: `tools/call ${LATEST_PROTOCOL_VERSION}`,
+    era: "legacy",
+    method: "tools/call",
+    counterpart: "call-modern",
+  },
+  {
+    name: "call-modern",
+    label: `tools/call ${MODERN_PROTOCOL_VERSION}`,
+    era: "modern",
+    method: "tools/call",
+    counterpart: "call-legacy",
+  },
+  {
+    name: "list-legacy",
+    label: `tools/list ${LATEST_PROTOCOL_VERSION}`,
+    era: "legacy",
+    method: "tools/list",
+    counterpart: "list-modern",
+  },
+  {
+    name: "list-modern",
+    label: `tools/list ${MODERN_PROTOCOL_VERSION}`,
+    era: "modern",
+    method: "tools/list",
+    counterpart: "list-legacy",
+  },
+];
+
+export interface CellFigures {
   variant: VariantName;
   label: string;
+  request: RequestName;
   concurrency: number;
   requests: number;
   errors: number;
@@ -42,60 +93,91 @@ export interface VariantFigures {
   cpuMsPerRequest: number;
 }
 
+/**
+ * Throughput of cell `a` over cell `b` at one concurrency: of all requests of all rounds, and
+ * the median, min and max of the ratio within each round (the two cells measured seconds apart).
+ */
+export interface Comparison {
+  what: string;
+  a: { variant: VariantName; request: RequestName };
+  b: { variant: VariantName; request: RequestName };
+  concurrency: number;
+  ratio: number;
+  roundMedian: number;
+  roundMin: number;
+  roundMax: number;
+  /** CPU per request of `b` over that of `a`: how much less work `a` does per request. */
+  cpuRatio: number;
+}
+
 export interface ThroughputReport {
   mode: ThroughputOptions["mode"];
   transport: string;
   tool: string;
-  figures: VariantFigures[];
-  /**
-   * Throughput of (b) over (a) per concurrency: of all requests of all rounds, and the median,
-   * min and max of the ratio within each round (the two measured minutes apart at most).
-   */
-  ratios: Array<{
-    concurrency: number;
-    ratio: number;
-    roundMedian: number;
-    roundMin: number;
-    roundMax: number;
-    /** CPU per request of (a) over that of (b): how much less work (b) does per request. */
-    cpuRatio: number;
-  }>;
-  /** Each optimisation's gain over the variant without it, per concurrency. */
-  gains: Array<{ concurrency: number; what: string; ratio: number }>;
+  requests: Array<{ name: RequestName; label: string }>;
+  figures: CellFigures[];
+  comparisons: Comparison[];
 }
 
 const TOOL_TEXT = "abc";
 const EXPECTED_DIGEST = createHash("sha256").update(TOOL_TEXT).digest("hex");
 
+interface Cell {
+  variant: VariantName;
+  request: RequestName;
+}
+
+/**
+ * What is measured: every variant with every request of an era it serves, except the uncached
+ * handler, whose only difference (the token check) is the same for a list as for a call.
+ */
+export function cellsFor(variants: readonly VariantName[]): Cell[] {
+  const cells: Cell[] = [];
+  // Grouped by request, so the cells a comparison divides are measured next to each other.
+  for (const r of REQUESTS) {
+    for (const v of VARIANTS) {
+      if (!variants.includes(v.name) || !v.eras.includes(r.era)) continue;
+      if (v.name === "ours-nocache" && r.method !== "tools/call") continue;
+      cells.push({ variant: v.name, request: r.name });
+    }
+  }
+  return cells;
+}
+
+const key = (c: Cell) => `${c.variant} ${c.request}`;
+
 export async function measureMcpThroughput(options: ThroughputOptions): Promise<ThroughputReport> {
-  const driver = options.mode === "http" ? await httpDriver() : await inProcessDriver();
+  const driver =
+    options.mode === "http"
+      ? await httpDriver(options.beforeDir)
+      : await inProcessDriver(options.beforeDir);
   try {
-    const figures: VariantFigures[] = [];
-    const ratios: ThroughputReport["ratios"] = [];
+    const cells = cellsFor(driver.variants);
+    const figures: CellFigures[] = [];
+    const comparisons: Comparison[] = [];
     for (const concurrency of options.concurrencies) {
       const send = driver.sender(concurrency);
-      const load = (variant: VariantName, requests: number) =>
-        runRound(driver, send, variant, concurrency, requests, options.roundTimeoutMs);
-      for (const { name } of VARIANTS) await load(name, options.warmupRequests);
+      const load = (cell: Cell, requests: number) =>
+        runRound(driver, send, cell, concurrency, requests, options.roundTimeoutMs);
+      for (const cell of cells) await load(cell, options.warmupRequests);
 
-      const rounds = new Map<VariantName, RoundResult[]>(VARIANTS.map((v) => [v.name, []]));
+      const rounds = new Map<string, RoundResult[]>(cells.map((c) => [key(c), []]));
       for (let r = 0; r < options.rounds; r++) {
-        // Alternate: each round starts one variant later, so none always runs first or last.
-        const order = VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]?.name);
-        for (const name of order) {
-          if (!name) continue;
-          rounds.get(name)?.push(await load(name, options.requests(concurrency)));
+        // Alternate: each round starts one cell later, so none always runs first or last.
+        for (let i = 0; i < cells.length; i++) {
+          const cell = cells[(i + r) % cells.length] as Cell;
+          rounds.get(key(cell))?.push(await load(cell, options.requests(concurrency)));
         }
       }
       send.close();
 
-      for (const { name, label } of VARIANTS) {
-        const results = rounds.get(name) ?? [];
+      for (const cell of cells) {
+        const results = rounds.get(key(cell)) ?? [];
         const latencies = results.flatMap((x) => x.latencies);
         const seconds = results.reduce((s, x) => s + x.ms, 0) / 1000;
         figures.push({
-          variant: name,
-          label,
+          ...cell,
+          label: VARIANTS.find((v) => v.name === cell.variant)?.label ?? cell.variant,
           concurrency,
           requests: latencies.length,
           errors: results.reduce((s, x) => s + x.errors, 0),
@@ -106,55 +188,82 @@ export async function measureMcpThroughput(options: ThroughputOptions): Promise<
           cpuMsPerRequest: round(results.reduce((s, x) => s + x.cpuMs, 0) / latencies.length, 3),
         });
       }
-      const perRound = (rounds.get("ours") ?? []).map((b, i) => {
-        const a = rounds.get("sdk")?.[i];
-        return a ? b.latencies.length / b.ms / (a.latencies.length / a.ms) : Number.NaN;
-      });
-      const figure = (v: VariantName) =>
-        figures.find((f) => f.variant === v && f.concurrency === concurrency);
-      const rps = (v: VariantName) => figure(v)?.rps ?? Number.NaN;
-      const cpu = (v: VariantName) => figure(v)?.cpuMsPerRequest ?? Number.NaN;
-      ratios.push({
-        concurrency,
-        ratio: round(rps("ours") / rps("sdk"), 2),
-        roundMedian: round(median(perRound), 2),
-        roundMin: round(Math.min(...perRound), 2),
-        roundMax: round(Math.max(...perRound), 2),
-        cpuRatio: round(cpu("sdk") / cpu("ours"), 2),
-      });
+      for (const { what, a, b } of comparisonPairs(cells)) {
+        const ra = rounds.get(key(a)) ?? [];
+        const rb = rounds.get(key(b)) ?? [];
+        const perRound = ra.map((x, i) => {
+          const y = rb[i];
+          return y ? x.latencies.length / x.ms / (y.latencies.length / y.ms) : Number.NaN;
+        });
+        const fig = (c: Cell) =>
+          figures.find(
+            (f) =>
+              f.variant === c.variant && f.request === c.request && f.concurrency === concurrency,
+          );
+        comparisons.push({
+          what,
+          a,
+          b,
+          concurrency,
+          ratio: round((fig(a)?.rps ?? Number.NaN) / (fig(b)?.rps ?? Number.NaN), 2),
+          roundMedian: round(median(perRound), 2),
+          roundMin: round(Math.min(...perRound), 2),
+          roundMax: round(Math.max(...perRound), 2),
+          cpuRatio: round(
+            (fig(b)?.cpuMsPerRequest ?? Number.NaN) / (fig(a)?.cpuMsPerRequest ?? Number.NaN),
+            2,
+          ),
+        });
+      }
     }
     return {
       mode: options.mode,
       transport: driver.description,
-      tool: `tools/call hash_text {"text":"${TOOL_TEXT}"}`,
+      tool: `tools/call hash_text {"text":"${TOOL_TEXT}"} and tools/list (five tools)`,
+      requests: REQUESTS.map(({ name, label }) => ({ name, label })),
       figures,
-      ratios,
-      gains: gainsOf(figures),
+      comparisons,
     };
   } finally {
     await driver.stop();
   }
 }
 
-function gainsOf(figures: VariantFigures[]): ThroughputReport["gains"] {
-  const gains: ThroughputReport["gains"] = [];
-  const concurrencies = [...new Set(figures.map((f) => f.concurrency))];
-  for (const c of concurrencies) {
-    const rps = (v: VariantName) =>
-      figures.find((f) => f.variant === v && f.concurrency === c)?.rps ?? Number.NaN;
-    const pairs: Array<[string, VariantName, VariantName]> = [
-      ["shared validator (no cache)", "ours-validator", "ours-bare"],
-      ["shared validator (with cache)", "ours", "ours-cache"],
-      ["token cache (no shared validator)", "ours-cache", "ours-bare"],
-      ["token cache (with shared validator)", "ours", "ours-validator"],
-      ["both", "ours", "ours-bare"],
-      ["our auth+checks without either, vs SDK", "ours-bare", "sdk"],
-    ];
-    for (const [what, withIt, without] of pairs) {
-      gains.push({ concurrency: c, what, ratio: round(rps(withIt) / rps(without), 2) });
+/** The comparisons reported, among the cells measured. */
+function comparisonPairs(cells: Cell[]): Array<{ what: string; a: Cell; b: Cell }> {
+  const has = (c: Cell) => cells.some((x) => key(x) === key(c));
+  const pairs: Array<{ what: string; a: Cell; b: Cell }> = [];
+  const add = (what: string, a: Cell, b: Cell) => {
+    if (has(a) && has(b)) pairs.push({ what, a, b });
+  };
+  for (const r of REQUESTS) {
+    const at = (variant: VariantName, request: RequestName = r.name): Cell => ({
+      variant,
+      request,
+    });
+    add("ours / SDK v2 pattern (b)/(a)", at("ours"), at("sdk"));
+    add("ours / mcp-handler", at("ours"), at("mcp-handler"));
+    add("ours without token cache / mcp-handler", at("ours-nocache"), at("mcp-handler"));
+    add("ours / SDK 1.x pattern", at("ours"), at("sdk-v1"));
+    add("before / SDK 1.x pattern (the old (b)/(a))", at("before"), at("sdk-v1"));
+    add("ours / before (same request)", at("ours"), at("before"));
+    // What the SDK alone accounts for: the v2 pattern (no auth, no checks) against the old handler.
+    add("SDK v2 pattern / before (same request)", at("sdk"), at("before"));
+    if (r.era === "modern") {
+      add("ours modern / before legacy", at("ours"), at("before", r.counterpart));
+      add("SDK v2 pattern modern / before legacy", at("sdk"), at("before", r.counterpart));
+      add("ours modern / ours legacy", at("ours"), at("ours", r.counterpart));
+      add("SDK v2 pattern modern / SDK v2 pattern legacy", at("sdk"), at("sdk", r.counterpart));
+      add(
+        "mcp-handler modern / mcp-handler legacy",
+        at("mcp-handler"),
+        at("mcp-handler", r.counterpart),
+      );
     }
+    add("token cache (ours / ours without it)", at("ours"), at("ours-nocache"));
+    add("SDK v2 pattern / SDK 1.x pattern", at("sdk"), at("sdk-v1"));
   }
-  return gains;
+  return pairs;
 }
 
 interface RoundResult {
@@ -165,12 +274,13 @@ interface RoundResult {
 }
 
 interface Sender {
-  (variant: VariantName, id: number): Promise<boolean>;
+  (cell: Cell, id: number): Promise<boolean>;
   close(): void;
 }
 
 interface Driver {
   description: string;
+  variants: VariantName[];
   /** CPU time used so far by the process running the handlers, in microseconds. */
   cpuMicros(): Promise<number>;
   sender(concurrency: number): Sender;
@@ -180,7 +290,7 @@ interface Driver {
 async function runRound(
   driver: Driver,
   send: Sender,
-  variant: VariantName,
+  cell: Cell,
   concurrency: number,
   requests: number,
   timeoutMs: number,
@@ -195,7 +305,7 @@ async function runRound(
     while (next < requests && performance.now() < deadline) {
       const id = next++;
       const t0 = performance.now();
-      const ok = await send(variant, id).catch(() => false);
+      const ok = await send(cell, id).catch(() => false);
       latencies.push(performance.now() - t0);
       if (!ok) errors++;
     }
@@ -210,48 +320,123 @@ export function cpuMicros(usage: NodeJS.CpuUsage): number {
   return usage.user + usage.system;
 }
 
-function requestBody(id: number): string {
-  return JSON.stringify({
-    jsonrpc: "2.0",
-    id,
-    method: "tools/call",
-    params: { name: "hash_text", arguments: { text: TOOL_TEXT } },
-  });
+function requestOf(name: RequestName) {
+  const r = REQUESTS.find((x) => x.name === name);
+  if (!r) throw new Error(`bench: unknown request ${name}`);
+  return r;
 }
 
-function requestHeaders(token: string): Record<string, string> {
-  return {
+/**
+ * The JSON-RPC body. A 2026-07-28 request carries its envelope in `params._meta`: protocol
+ * version and client capabilities (both required), client info (SHOULD) (MCP 2026-07-28
+ * basic/lifecycle); a 2025-era one has none (stateless servers take it without initialize).
+ */
+export function requestBody(name: RequestName, id: number): string {
+  const r = requestOf(name);
+  const params: Record<string, unknown> =
+    r.method === "tools/call" ? { name: "hash_text", arguments: { text: TOOL_TEXT } } : {};
+  if (r.era === "modern") {
+    params._meta = {
+      [PROTOCOL_VERSION_META_KEY]: MODERN_PROTOCOL_VERSION,
+      [CLIENT_CAPABILITIES_META_KEY]: {},
+      [CLIENT_INFO_META_KEY]: { name: "bench", version: "1" },
+    };
+  }
+  return JSON.stringify({ jsonrpc: "2.0", id, method: r.method, params });
+}
+
+/**
+ * The headers: `MCP-Protocol-Version` always; in 2026-07-28 also `Mcp-Method`, and `Mcp-Name`
+ * for tools/call (basic/transports, "Standard MCP Request Headers"). The bearer token goes to
+ * every variant, so all parse the same request; those without auth ignore it.
+ */
+export function requestHeaders(name: RequestName, token: string): Record<string, string> {
+  const r = requestOf(name);
+  const headers: Record<string, string> = {
     "content-type": "application/json",
     accept: "application/json, text/event-stream",
-    "mcp-protocol-version": LATEST_PROTOCOL_VERSION,
-    // Sent to every variant, so all parse the same request; only ours checks it.
+    "mcp-protocol-version": r.era === "modern" ? MODERN_PROTOCOL_VERSION : LATEST_PROTOCOL_VERSION,
     authorization: `Bearer ${token}`,
   };
+  if (r.era === "modern") {
+    headers["mcp-method"] = r.method;
+    if (r.method === "tools/call") headers["mcp-name"] = "hash_text";
+  }
+  return headers;
+}
+
+/**
+ * A right answer: 200, the tool's digest (or the tool list), and the era's result shape: a
+ * 2026-07-28 result carries `resultType` (and a list its cache hints); a 2025-era one has no
+ * `resultType`, which proves each request took the leg it was meant for.
+ */
+export function isRightAnswer(name: RequestName, status: number, text: string): boolean {
+  if (status !== 200) return false;
+  const r = requestOf(name);
+  const content = r.method === "tools/call" ? EXPECTED_DIGEST : '"name":"hash_text"';
+  if (!text.includes(content)) return false;
+  if (r.era === "legacy") return !text.includes('"resultType"');
+  return (
+    text.includes('"resultType":"complete"') &&
+    (r.method === "tools/call" || text.includes('"ttlMs"'))
+  );
+}
+
+/**
+ * Every variant that claims to check tokens refuses one issued for another origin (wrong
+ * issuer and audience): otherwise it would be measured doing less than it should.
+ */
+async function checkTokensAreVerified(
+  handlers: Partial<Record<VariantName, (request: Request) => Promise<Response>>>,
+  url: string,
+  foreignToken: string,
+): Promise<void> {
+  for (const name of ["mcp-handler", "ours-nocache", "ours", "before"] as const) {
+    const handler = handlers[name];
+    if (!handler) continue;
+    const response = await handler(
+      new Request(url, {
+        method: "POST",
+        headers: requestHeaders("call-legacy", foreignToken),
+        body: requestBody("call-legacy", 0),
+      }),
+    );
+    await response.body?.cancel();
+    if (response.status !== 401) {
+      throw new Error(`bench: ${name} answered ${response.status} to a foreign token, not 401`);
+    }
+  }
 }
 
 /** The handlers called directly, as Vercel's runtime calls `fetch(request)`; no sockets. */
-async function inProcessDriver(): Promise<Driver> {
-  const config = testConfig();
+async function inProcessDriver(beforeDir?: string): Promise<Driver> {
   const origin = "http://127.0.0.1:3000";
-  const token = await testAccessToken(config, origin);
-  const variants = createVariants();
-  const headers = requestHeaders(token);
+  const variants = await createVariants(beforeDir ? { beforeDir } : {});
+  const token = await variants.token(origin);
+  await checkTokensAreVerified(
+    variants.handlers,
+    `${origin}/mcp`,
+    await variants.token("http://127.0.0.1:3999"),
+  );
+  const headers = Object.fromEntries(REQUESTS.map((r) => [r.name, requestHeaders(r.name, token)]));
   const sender = Object.assign(
-    async (variant: VariantName, id: number) => {
+    async ({ variant, request: name }: Cell, id: number) => {
+      const handler = variants.handlers[variant];
+      if (!handler) return false;
       const request = new Request(`${origin}/mcp`, {
         method: "POST",
-        headers,
-        body: requestBody(id),
+        headers: headers[name],
+        body: requestBody(name, id),
       });
-      const response = await variants[variant](request, config);
-      const text = await response.text();
-      return response.status === 200 && text.includes(EXPECTED_DIGEST);
+      const response = await handler(request);
+      return isRightAnswer(name, response.status, await response.text());
     },
     { close() {} },
   );
   return {
     description:
       "in-process: each handler called with a Request (string body) and its Response read, as Vercel's runtime calls fetch(request); no sockets",
+    variants: Object.keys(variants.handlers) as VariantName[],
     sender: () => sender,
     cpuMicros: async () => cpuMicros(process.cpuUsage()),
     stop: async () => {},
@@ -259,16 +444,17 @@ async function inProcessDriver(): Promise<Driver> {
 }
 
 /** Every variant served by a child process on 127.0.0.1 (bench/mcp-server.ts). */
-async function httpDriver(): Promise<Driver> {
-  const { port, token, stop } = await startServer();
-  const headers = requestHeaders(token);
+async function httpDriver(beforeDir?: string): Promise<Driver> {
+  const { port, token, variants, stop } = await startServer(beforeDir);
+  const headers = Object.fromEntries(REQUESTS.map((r) => [r.name, requestHeaders(r.name, token)]));
   return {
     description:
       "real HTTP on 127.0.0.1: node:http with toRequest/writeResponse of lib/dev/server.ts in a child process, load from this process over keep-alive connections",
+    variants,
     sender(concurrency) {
       const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-      const send = (variant: VariantName, id: number) => {
-        const body = requestBody(id);
+      const send = ({ variant, request: name }: Cell, id: number) => {
+        const body = requestBody(name, id);
         return new Promise<boolean>((resolve, reject) => {
           const req = httpRequest(
             {
@@ -277,14 +463,14 @@ async function httpDriver(): Promise<Driver> {
               path: `/${variant}`,
               method: "POST",
               agent,
-              headers: { ...headers, "content-length": Buffer.byteLength(body) },
+              headers: { ...headers[name], "content-length": Buffer.byteLength(body) },
             },
             (res) => {
               const chunks: Buffer[] = [];
               res.on("data", (c: Buffer) => chunks.push(c));
               res.on("end", () => {
                 const text = Buffer.concat(chunks).toString();
-                resolve(res.statusCode === 200 && text.includes(EXPECTED_DIGEST));
+                resolve(isRightAnswer(name, res.statusCode ?? 0, text));
               });
               res.on("error", reject);
             },
@@ -309,10 +495,20 @@ async function httpDriver(): Promise<Driver> {
   };
 }
 
-async function startServer(): Promise<{ port: number; token: string; stop(): Promise<void> }> {
+async function startServer(beforeDir?: string): Promise<{
+  port: number;
+  token: string;
+  variants: VariantName[];
+  stop(): Promise<void>;
+}> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", "tsx", join(import.meta.dirname, "mcp-server.ts")],
+    [
+      "--import",
+      "tsx",
+      join(import.meta.dirname, "mcp-server.ts"),
+      ...(beforeDir ? [`--before=${beforeDir}`] : []),
+    ],
     { stdio: ["ignore", "pipe", "inherit", "ipc"] },
   );
   const stop = () =>
@@ -324,13 +520,14 @@ async function startServer(): Promise<{ port: number; token: string; stop(): Pro
   try {
     const line = await new Promise<string>((resolve, reject) => {
       let out = "";
-      const timer = setTimeout(() => reject(new Error("bench server did not start")), 30_000);
+      const timer = setTimeout(() => reject(new Error("bench server did not start")), 60_000);
       child.stdout?.on("data", (chunk: Buffer) => {
         out += chunk.toString();
-        const newline = out.indexOf("\n");
-        if (newline >= 0) {
+        // The first line that is the server's announcement (a log line may come before it).
+        const line = out.split("\n").find((l) => l.startsWith('{"port":') && l.endsWith("}"));
+        if (line) {
           clearTimeout(timer);
-          resolve(out.slice(0, newline));
+          resolve(line);
         }
       });
       child.once("exit", (code) => {
@@ -338,8 +535,10 @@ async function startServer(): Promise<{ port: number; token: string; stop(): Pro
         reject(new Error(`bench server exited with ${code}`));
       });
     });
-    const { port, token } = JSON.parse(line) as { port: number; token: string };
-    return { port, token, stop };
+    return {
+      ...(JSON.parse(line) as { port: number; token: string; variants: VariantName[] }),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -1,4 +1,8 @@
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
+import {
+  type AuthInfo,
+  CLIENT_CAPABILITIES_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+} from "@modelcontextprotocol/server";
 import { randomToken, sha256 } from "../lib/crypto/random.js";
 import { getUpstreamAccessToken } from "../lib/mcp/upstream-token.js";
 import { MemoryStore } from "../lib/store/memory.js";
@@ -25,9 +29,15 @@ export interface RoundTripReport {
   steps: RoundTripStep[];
   /** Discovery to the first tool call: metadata, register, authorize, callback, token, /mcp. */
   login: { requests: number; calls: number };
-  /** Many /mcp requests: valid tokens (several users), tool calls, lists, bad and missing tokens. */
+  /**
+   * Many /mcp requests, half of them in the 2026-07-28 era: valid tokens (several users), tool
+   * calls, lists, bad and missing tokens.
+   */
   mcp: { requests: number; calls: number; statuses: Record<string, number> };
 }
+
+type Era = "legacy" | "modern";
+const MODERN = "2026-07-28";
 
 const CC_SECRET = `mcs_${randomToken(32)}`;
 const STATIC_CLIENTS = JSON.stringify([
@@ -108,10 +118,12 @@ export async function measureRoundTrips(options: { mcpRequests?: number } = {}) 
     const mcpStart = h.requests.length;
     for (let i = 0; i < count; i++) {
       const kind = i % 8;
-      if (kind === 6) await mcpCall(badToken, "whoami");
-      else if (kind === 7) await mcpCall(undefined, "whoami");
-      else if (kind === 5) await h.mcp(accessToken, "tools/list").then((r) => r.text());
-      else await mcpCall(kind % 2 ? String(other.access_token) : accessToken, toolFor(kind));
+      // Every other block of eight in the 2026-07-28 era: both legs must stay store-free.
+      const era = Math.floor(i / 8) % 2 ? "modern" : "legacy";
+      if (kind === 6) await mcpCall(badToken, "whoami", era);
+      else if (kind === 7) await mcpCall(undefined, "whoami", era);
+      else if (kind === 5) await mcpRequest(accessToken, "tools/list", {}, era);
+      else await mcpCall(kind % 2 ? String(other.access_token) : accessToken, toolFor(kind), era);
     }
     const statuses: Record<string, number> = {};
     for (const r of h.requests.slice(mcpStart)) {
@@ -174,21 +186,43 @@ export async function measureRoundTrips(options: { mcpRequests?: number } = {}) 
     await h.close();
   }
 
-  async function mcpCall(token: string | undefined, tool: string) {
+  function mcpCall(token: string | undefined, tool: string, era: Era = "legacy") {
+    const args = tool === "hash_text" ? { text: "abc" } : {};
+    return mcpRequest(token, "tools/call", { name: tool, arguments: args }, era);
+  }
+
+  /**
+   * One /mcp request in either era: a 2026-07-28 one carries the `_meta` envelope and the
+   * `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` headers (MCP 2026-07-28
+   * basic/transports); a 2025-era one neither (stateless, no initialize).
+   */
+  async function mcpRequest(
+    token: string | undefined,
+    method: string,
+    params: Record<string, unknown>,
+    era: Era,
+  ) {
     const headers: Record<string, string> = {
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
     };
     if (token) headers.authorization = `Bearer ${token}`;
+    if (era === "modern") {
+      headers["mcp-protocol-version"] = MODERN;
+      headers["mcp-method"] = method;
+      if (typeof params.name === "string") headers["mcp-name"] = params.name;
+      params = {
+        ...params,
+        _meta: {
+          [PROTOCOL_VERSION_META_KEY]: MODERN,
+          [CLIENT_CAPABILITIES_META_KEY]: {},
+        },
+      };
+    }
     const response = await h.fetch(`${ORIGIN}/mcp`, {
       method: "POST",
       headers,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: { name: tool, arguments: tool === "hash_text" ? { text: "abc" } : {} },
-      }),
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
     });
     return response.text();
   }

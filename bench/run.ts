@@ -12,8 +12,10 @@ import { table } from "./stats.js";
  * `npm run bench`: the performance figures of docs/performance.md, on this machine, in one run.
  * Loopback only, every part bounded (fixed counts and time limits). Prints the tables and writes
  * them as JSON (default test-results/bench.json; `--json=<path>`). `--quick` for a short smoke
- * run, `--only=mcp,cold,trips,login` for some parts. Exits non-zero when a structural budget
- * fails (import rules, /mcp store round trips, failed requests); timing budgets are reported.
+ * run, `--only=mcp,cold,trips,login` for some parts, `--mcp-modes=in-process` or `=http` for one
+ * /mcp driver, `--before=<dir>` to measure another checkout's /mcp in the same rounds (before/after
+ * in one run). Exits non-zero when a structural budget fails (import rules, /mcp store round
+ * trips, wrong answers); timing budgets are reported.
  */
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -26,6 +28,8 @@ const jsonPath = resolve(
     join(projectDir, "test-results", "bench.json"),
 );
 const wanted = (part: string) => !only || only.includes(part);
+/** Another checkout (e.g. a git worktree at b9caf0a, `npm ci` run in it) measured alongside. */
+const beforeDir = args.find((a) => a.startsWith("--before="))?.slice("--before=".length);
 
 const MCP_TARGET = 1.5;
 const started = performance.now();
@@ -66,25 +70,45 @@ if (wanted("mcp")) {
     requests: (c: number) => (c === 1 ? (quick ? 100 : 150) : quick ? 300 : 500),
     roundTimeoutMs: 10_000,
     warmupRequests: quick ? 50 : 200,
+    ...(beforeDir ? { beforeDir } : {}),
   };
   report.settings.mcp = {
     ...settings,
     requests: { 1: settings.requests(1), 32: settings.requests(32) },
   };
   report.mcp = [];
-  for (const mode of ["in-process", "http"] as const) {
+  const modes = (
+    args
+      .find((a) => a.startsWith("--mcp-modes="))
+      ?.slice("--mcp-modes=".length)
+      .split(",") ?? ["in-process", "http"]
+  ).filter((m): m is "in-process" | "http" => m === "in-process" || m === "http");
+  for (const mode of modes) {
     const result = await measureMcpThroughput({ ...settings, mode });
     report.mcp.push(result);
+    const requestLabel = (name: string) =>
+      result.requests.find((r) => r.name === name)?.label ?? name;
     section(`1. /mcp ${result.tool}, ${mode}`);
     console.log(`${result.transport}.`);
     console.log(
-      `${settings.rounds} alternating rounds per concurrency, ${settings.requests(1)} / ${settings.requests(32)} requests per round at 1 / 32 connections (at most ${settings.roundTimeoutMs / 1000} s each).\n`,
+      `${settings.rounds} alternating rounds per concurrency over ${new Set(result.figures.map((f) => `${f.variant} ${f.request}`)).size} (variant, request) cells, ${settings.requests(1)} / ${settings.requests(32)} requests per round at 1 / 32 connections (at most ${settings.roundTimeoutMs / 1000} s each).\n`,
     );
     console.log(
       table(
-        ["variant", "conn", "requests", "errors", "req/s", "p50 ms", "p99 ms", "CPU ms/req"],
+        [
+          "variant",
+          "request",
+          "conn",
+          "requests",
+          "errors",
+          "req/s",
+          "p50 ms",
+          "p99 ms",
+          "CPU ms/req",
+        ],
         result.figures.map((f) => [
           f.label,
+          requestLabel(f.request),
           f.concurrency,
           f.requests,
           f.errors,
@@ -99,40 +123,70 @@ if (wanted("mcp")) {
     console.log(
       table(
         [
-          "(b)/(a)",
+          "throughput of / over",
+          "request",
           "conn",
-          "throughput ratio",
+          "ratio",
           "per round: median",
           "min",
           "max",
           "CPU/request ratio",
         ],
-        result.ratios.map((r) => [
-          "ours as deployed / SDK",
-          r.concurrency,
-          r.ratio,
-          r.roundMedian,
-          r.roundMin,
-          r.roundMax,
-          r.cpuRatio,
+        result.comparisons.map((c) => [
+          c.what,
+          c.a.request === c.b.request
+            ? requestLabel(c.a.request)
+            : `${requestLabel(c.a.request)} / ${requestLabel(c.b.request)}`,
+          c.concurrency,
+          c.ratio,
+          c.roundMedian,
+          c.roundMin,
+          c.roundMax,
+          c.cpuRatio,
         ]),
       ),
     );
-    console.log("");
-    console.log(
-      table(
-        ["gain of", "conn", "throughput x"],
-        result.gains.map((g) => [g.what, g.concurrency, g.ratio]),
-      ),
-    );
-    const at32 = result.ratios.find((r) => r.concurrency === 32);
-    if (at32) {
+    const find = (what: string, request: string, concurrency: number) =>
+      result.comparisons.find(
+        (c) => c.what.startsWith(what) && c.a.request === request && c.concurrency === concurrency,
+      );
+    // The target of every figure before the v2 move, against the same baseline (the 1.x SDK's
+    // stateless pattern); the v2 pattern no longer rebuilds a validator per request, so against
+    // it our handler can at best tie (it does strictly more: auth, Origin, deadline, CORS).
+    const vsV1 = find("ours / SDK 1.x pattern", "call-legacy", 32);
+    if (vsV1) {
       budget(
-        `/mcp (b)/(a) at 32 connections >= ${MCP_TARGET} (${mode})`,
-        `${at32.ratio}`,
-        at32.ratio >= MCP_TARGET,
+        `/mcp ours / SDK 1.x stateless pattern, ${requestLabel("call-legacy")} at 32 connections >= ${MCP_TARGET} (${mode})`,
+        `${vsV1.ratio} (per round ${vsV1.roundMedian})`,
+        vsV1.ratio >= MCP_TARGET,
         false,
       );
+    }
+    for (const request of ["call-legacy", "call-modern", "list-legacy", "list-modern"]) {
+      for (const concurrency of settings.concurrencies) {
+        const peer = find("ours / mcp-handler", request, concurrency);
+        if (peer) {
+          budget(
+            `/mcp ours not slower than mcp-handler + withMcpAuth, ${requestLabel(request)} at ${concurrency} (${mode})`,
+            `${peer.ratio} (per round ${peer.roundMedian})`,
+            peer.ratio >= 1,
+            false,
+          );
+        }
+      }
+    }
+    for (const request of ["call-modern", "list-modern"]) {
+      for (const concurrency of settings.concurrencies) {
+        const old = find("ours modern / before legacy", request, concurrency);
+        if (old) {
+          budget(
+            `/mcp ${requestLabel(request)} not slower than before's ${requestLabel(old.b.request)} at ${concurrency} (${mode})`,
+            `${old.ratio} (per round ${old.roundMedian})`,
+            old.ratio >= 1,
+            false,
+          );
+        }
+      }
     }
     const errors = result.figures.reduce((s, f) => s + f.errors, 0);
     budget(

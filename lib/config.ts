@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { parseSigningKeys, type SigningKey } from "./crypto/keys.js";
 import type { ClientRecord } from "./oauth/client-metadata.js";
@@ -56,8 +57,9 @@ export interface OAuthConfig {
   /** The public origin (`https://host`, no slash) when fixed by `PUBLIC_URL`; else per request. */
   publicUrl: string | undefined;
   /**
-   * Hosts this deployment answers as when `PUBLIC_URL` is unset: Vercel's own names for it plus
-   * `ALLOWED_HOSTS`. Any other `Host` is refused, never reflected into metadata or tokens.
+   * Hosts a deployment on Vercel answers on: its own names (in production only those that move
+   * on to the next production deployment, never the immutable `VERCEL_URL`), `PUBLIC_URL`'s host
+   * and `ALLOWED_HOSTS`. Any other `Host` is refused, never reflected into metadata or tokens.
    */
   allowedHosts: string[];
   /** The first key signs; all verify, so a rotated-out key keeps working until its tokens expire. */
@@ -193,6 +195,15 @@ const storeTtl = (fallback: number) =>
  */
 const MAX_REFRESH_GRACE_SECONDS = 60;
 
+/** Where Vercel hides its system variables (VERCEL_ENV, VERCEL_URL, ...) unless told otherwise. */
+const EXPOSE_SYSTEM_VARIABLES =
+  'in the Vercel project, Settings -> Environment Variables, check "Enable access to System Environment Variables" (older dashboards: "Automatically expose System Environment Variables") and redeploy';
+
+const SYSTEM_VARIABLES_HIDDEN =
+  "VERCEL_ENV: is missing although VERCEL is set, so this deployment cannot tell production from a " +
+  "preview and would run with the production guards off and the development key prefix " +
+  `(fix: ${EXPOSE_SYSTEM_VARIABLES}; locally, unset VERCEL or set VERCEL_ENV=development)`;
+
 /**
  * Each variable has a hint: what to set when it is wrong. The schema only checks shape; the rules
  * that join several variables live in {@link loadConfig}.
@@ -236,7 +247,7 @@ const HINTS: Record<string, string> = {
   OAUTH_CALLBACK_URL:
     "the stable deployment's callback, e.g. https://mcp.example.com/callback (register it at your provider)",
   OAUTH_RELAY_HOSTS:
-    "comma-separated preview host patterns, e.g. my-mcp-*-my-team.vercel.app (* = one or more of a-z 0-9 - within one label)",
+    "comma-separated preview host patterns matching branch URLs only, e.g. my-mcp-git-*-my-team.vercel.app (* = one or more of a-z 0-9 - within one label)",
   OAUTH_STATIC_CLIENTS:
     'a JSON array like [{"client_id":"agent","client_secret_sha256":"<from npm run client-secret>","grant_types":["client_credentials"],"scope":"mcp:tools"}]',
   UPSTREAM_ISSUER:
@@ -335,8 +346,10 @@ const StaticClient = z
   );
 
 const EnvSchema = z.object({
+  VERCEL: optionalString,
   VERCEL_ENV: optionalString.pipe(z.enum(["production", "preview", "development"]).optional()),
   VERCEL_GIT_COMMIT_REF: optionalString,
+  VERCEL_DEPLOYMENT_ID: optionalString,
   STORE: optionalString.pipe(z.enum(["upstash", "memory"]).optional()),
   UPSTASH_REDIS_REST_URL: httpUrl,
   UPSTASH_REDIS_REST_TOKEN: optionalString,
@@ -526,11 +539,30 @@ export function loadConfig(env: Env = process.env): Config {
   const e = parsed.data;
   const environment = e.VERCEL_ENV ?? "development";
   const problems: string[] = [];
+  // Vercel sets VERCEL with its other system variables; without VERCEL_ENV a deployment would
+  // take itself for a local run: every guard below off, and the development key prefix.
+  if (e.VERCEL && !e.VERCEL_ENV) problems.push(SYSTEM_VARIABLES_HIDDEN);
+  // Any Vercel deployment, production or preview, is reachable by anyone: the development
+  // conveniences guarded below stay local. `vercel dev` and `vercel env pull` (for `npm run dev`)
+  // give local runs VERCEL_ENV=development, with or without VERCEL.
+  const deployed =
+    environment === "production" || (e.VERCEL !== undefined && environment !== "development");
 
   const restUrl = e.UPSTASH_REDIS_REST_URL ?? e.KV_REST_API_URL;
   const restToken = e.UPSTASH_REDIS_REST_TOKEN ?? e.KV_REST_API_TOKEN;
   const kind = e.STORE ?? (restUrl || restToken ? "upstash" : "memory");
-  const keyPrefix = e.STORE_KEY_PREFIX ?? defaultKeyPrefix(environment, e.VERCEL_GIT_COMMIT_REF);
+  const defaultPrefix = defaultKeyPrefix(environment, {
+    branch: e.VERCEL_GIT_COMMIT_REF,
+    deploymentId: e.VERCEL_DEPLOYMENT_ID,
+  });
+  if (!e.STORE_KEY_PREFIX && !defaultPrefix) {
+    problems.push(
+      "VERCEL_GIT_COMMIT_REF: is missing, and so is VERCEL_DEPLOYMENT_ID: a preview needs one of them " +
+        "for a key prefix of its own, or it would share its data and derived keys with every other " +
+        `such preview (fix: ${EXPOSE_SYSTEM_VARIABLES}, or set STORE_KEY_PREFIX)`,
+    );
+  }
+  const keyPrefix = e.STORE_KEY_PREFIX ?? defaultPrefix ?? "";
 
   let store: StoreConfig = { kind: "memory", keyPrefix };
   if (kind === "upstash") {
@@ -575,23 +607,28 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const upstream = upstreamPreset(e, problems);
   const isDevelopmentProvider = e.DEV_IDENTITY_PROVIDER === "1";
-  if (environment === "production") {
+  if (deployed) {
+    const where = `in ${environment} (any Vercel deployment)`;
     if (isDevelopmentProvider) {
       problems.push(
-        "DEV_IDENTITY_PROVIDER: the development identity provider cannot run in production " +
+        `DEV_IDENTITY_PROVIDER: the development identity provider cannot run ${where}, where anyone could sign in as anyone ` +
           "(fix: set UPSTREAM_ISSUER, UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET for your provider)",
       );
     }
     if (e.CIMD_ALLOW_LOOPBACK === "true") {
       problems.push(
-        "CIMD_ALLOW_LOOPBACK: must not be true in production (it would let anyone make this server fetch loopback URLs)",
+        `CIMD_ALLOW_LOOPBACK: must not be true ${where} (it would let anyone make this server fetch loopback URLs)`,
       );
     }
+    // Plain http would carry provider codes and tokens readable and alterable on the way.
     if (e.OAUTH_CALLBACK_URL && new URL(e.OAUTH_CALLBACK_URL).protocol !== "https:") {
-      problems.push("OAUTH_CALLBACK_URL: must be https in production");
+      problems.push(`OAUTH_CALLBACK_URL: must be https ${where}`);
     }
     if (upstream.issuer && new URL(upstream.issuer).protocol !== "https:") {
-      problems.push("UPSTREAM_ISSUER: must be https in production");
+      problems.push(`UPSTREAM_ISSUER: must be https ${where}`);
+    }
+    if (upstream.apiUrl && new URL(upstream.apiUrl).protocol !== "https:") {
+      problems.push(`UPSTREAM_GITHUB_API_URL: must be https ${where}`);
     }
   }
   if (e.REFRESH_GRACE_SECONDS >= e.REFRESH_TOKEN_TTL) {
@@ -608,11 +645,16 @@ export function loadConfig(env: Env = process.env): Config {
       allowedHosts: [
         ...new Set(
           [
-            e.VERCEL_URL,
+            // A deployment's generated URL stays reachable for ever, running the code, keys and
+            // store it was built with. Production answers only on names that move on to each
+            // new production deployment, so a rotated-out key or a fixed bug stays gone
+            // (issue #19, D2); a preview keeps its own, it has no other fixed name.
+            environment === "production" ? undefined : e.VERCEL_URL,
             e.VERCEL_BRANCH_URL,
             // Vercel sets this on previews too; a preview that answered as the production host
             // would mint tokens whose audience is production's /mcp (issue #11, F9).
             environment === "production" ? e.VERCEL_PROJECT_PRODUCTION_URL : undefined,
+            e.PUBLIC_URL ? new URL(e.PUBLIC_URL).host : undefined,
             ...(e.ALLOWED_HOSTS ?? []),
           ]
             .filter((h): h is string => Boolean(h))
@@ -685,18 +727,33 @@ function upstreamPreset(
  * Production keeps one prefix across deploys so clients and grants survive a redeploy; each
  * preview branch gets its own, so previews and production can share one database without seeing
  * each other's keys.
+ *
+ * A preview's prefix is a readable slug of its branch plus a hash of the exact branch name, so
+ * `feature/login`, `feature-login`, `Feature_Login`, names that agree in their first 40
+ * characters and names with no Latin letters each get their own (issue #19, R4). A preview
+ * without a branch (a CLI deployment) gets one per deployment, under `dpl:`, which no branch
+ * prefix can equal (a slug holds no colon). Null: a preview with neither, which has none.
  */
-export function defaultKeyPrefix(environment: Config["environment"], branch?: string): string {
+export function defaultKeyPrefix(
+  environment: Config["environment"],
+  deployment: { branch?: string; deploymentId?: string } = {},
+): string | null {
   if (environment === "production") return "mcp:prod:";
-  if (environment === "preview") {
-    const slug = (branch ?? "unknown")
+  if (environment === "development") return "mcp:dev:";
+  const hash = (value: string) =>
+    createHash("sha256").update(value, "utf8").digest("hex").slice(0, 8);
+  if (deployment.branch) {
+    const slug = deployment.branch
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, "-")
       .replace(/^-+|-+$/g, "")
-      .slice(0, 40);
-    return `mcp:preview:${slug || "unknown"}:`;
+      .slice(0, 40)
+      .replace(/-+$/, "");
+    const label = hash(deployment.branch);
+    return `mcp:preview:${slug ? `${slug}-${label}` : label}:`;
   }
-  return "mcp:dev:";
+  if (deployment.deploymentId) return `mcp:preview:dpl:${hash(deployment.deploymentId)}:`;
+  return null;
 }
 
 let cached: Config | undefined;

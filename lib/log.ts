@@ -21,7 +21,8 @@ export type LogValue = string | number | boolean | null | undefined;
 export type LogFields = Readonly<Record<string, LogValue>>;
 
 interface RequestContext {
-  readonly requestId: string;
+  /** Replaced once by a W3C trace id the request carries ({@link adoptTraceparent}). */
+  requestId: string;
 }
 
 const context = new AsyncLocalStorage<RequestContext>();
@@ -37,6 +38,21 @@ export function withRequestContext<T>(request: Request, fn: (requestId: string) 
   const platformId = request.headers.get("x-vercel-id");
   const requestId = platformId && PLATFORM_ID.test(platformId) ? platformId : randomUUID();
   return context.run({ requestId }, () => fn(requestId));
+}
+
+/** W3C Trace Context §3.2: version 00, a trace id and a parent id, neither all zeros. */
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/**
+ * Makes the trace id of a W3C `traceparent` (MCP 2026-07-28 carries one in `params._meta`) the
+ * request id of the lines logged from here on, so our lines join the caller's trace. Anything
+ * that is not a valid traceparent is ignored: the id stays what it was.
+ */
+export function adoptTraceparent(traceparent: string): void {
+  const store = context.getStore();
+  const match = TRACEPARENT.exec(traceparent);
+  if (!store || !match?.[1] || /^0+$/.test(match[1]) || /^0+$/.test(match[2] ?? "")) return;
+  store.requestId = match[1];
 }
 
 /** The id of the request being handled, or undefined outside a request. */

@@ -138,22 +138,138 @@ describe("configuration", () => {
 
   it("derives a key prefix per deployment environment and preview branch", () => {
     expect(defaultKeyPrefix("production")).toBe("mcp:prod:");
-    expect(defaultKeyPrefix("development")).toBe("mcp:dev:");
-    expect(defaultKeyPrefix("preview", "feature/Login-Flow")).toBe(
-      "mcp:preview:feature-login-flow:",
+    // Production's prefix ignores the branch and the deployment: data survives a redeploy.
+    expect(defaultKeyPrefix("production", { branch: "main", deploymentId: "dpl_1" })).toBe(
+      "mcp:prod:",
     );
-    expect(defaultKeyPrefix("preview", "///")).toBe("mcp:preview:unknown:");
+    expect(defaultKeyPrefix("development")).toBe("mcp:dev:");
+    expect(defaultKeyPrefix("preview", { branch: "feature/Login-Flow" })).toMatch(
+      /^mcp:preview:feature-login-flow-[0-9a-f]{8}:$/,
+    );
     const preview = load({
       VERCEL_ENV: "preview",
       VERCEL_GIT_COMMIT_REF: "fix/bug-42",
       KV_REST_API_URL: "https://kv.upstash.io",
       KV_REST_API_TOKEN: "t",
     });
-    expect(preview.store.keyPrefix).toBe("mcp:preview:fix-bug-42:");
+    expect(preview.store.keyPrefix).toBe(defaultKeyPrefix("preview", { branch: "fix/bug-42" }));
+    expect(preview.store.keyPrefix).toMatch(/^mcp:preview:fix-bug-42-[0-9a-f]{8}:$/);
     expect(load({ STORE_KEY_PREFIX: "myapp:" }).store.keyPrefix).toBe("myapp:");
     expect(configError({ STORE_KEY_PREFIX: "has spaces" }).problems[0]).toMatch(
       /^STORE_KEY_PREFIX/,
     );
+  });
+
+  it("gives every preview branch, and every preview without one, a prefix of its own (issue #19, R4)", () => {
+    const previewPrefix = (env: Record<string, string>) =>
+      load({
+        VERCEL_ENV: "preview",
+        KV_REST_API_URL: "https://kv.upstash.io",
+        KV_REST_API_TOKEN: "t",
+        ...env,
+      }).store.keyPrefix;
+    const long = "feature/".padEnd(60, "x");
+    const branches = [
+      "feature/login",
+      "feature-login",
+      "Feature_Login",
+      "feature--login",
+      `${long}-a`,
+      `${long}-b`,
+      "機能",
+      "функция",
+      "///",
+      "main",
+    ];
+    const prefixes = branches.map((b) => previewPrefix({ VERCEL_GIT_COMMIT_REF: b }));
+    expect(new Set(prefixes).size).toBe(branches.length);
+    for (const [i, prefix] of prefixes.entries()) {
+      expect(prefix, branches[i]).toMatch(/^mcp:preview:[a-z0-9-]+:$/);
+      expect(prefix, branches[i]).not.toContain("unknown");
+      // A default prefix must also pass as an explicit STORE_KEY_PREFIX.
+      expect(load({ STORE_KEY_PREFIX: prefix }).store.keyPrefix).toBe(prefix);
+    }
+    expect(previewPrefix({ VERCEL_GIT_COMMIT_REF: "main" })).not.toBe("mcp:prod:");
+    // CLI deployments have no branch: one prefix per deployment, never one shared by all.
+    const cliA = previewPrefix({ VERCEL_DEPLOYMENT_ID: "dpl_AAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
+    const cliB = previewPrefix({ VERCEL_DEPLOYMENT_ID: "dpl_BBBBBBBBBBBBBBBBBBBBBBBBBBBB" });
+    expect(cliA).toMatch(/^mcp:preview:dpl:[0-9a-f]{8}:$/);
+    expect(cliB).not.toBe(cliA);
+    expect(prefixes).not.toContain(cliA);
+    // The branch wins when both are set: the branch's data survives its redeploys.
+    expect(previewPrefix({ VERCEL_GIT_COMMIT_REF: "main", VERCEL_DEPLOYMENT_ID: "dpl_AAAA" })).toBe(
+      prefixes[branches.indexOf("main")],
+    );
+    // Neither: no prefix of its own to derive, so the preview refuses to start and says why.
+    const error = configError({
+      VERCEL_ENV: "preview",
+      KV_REST_API_URL: "https://kv.upstash.io",
+      KV_REST_API_TOKEN: "t",
+    });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(
+      /^VERCEL_GIT_COMMIT_REF: is missing, and so is VERCEL_DEPLOYMENT_ID: .*STORE_KEY_PREFIX/,
+    );
+    expect(
+      load({ VERCEL_ENV: "preview", STORE_KEY_PREFIX: "mcp:preview:manual:" }).store.keyPrefix,
+    ).toBe("mcp:preview:manual:");
+  });
+
+  it("applies the production guards on every Vercel deployment, previews included", () => {
+    const unsafe = {
+      KV_REST_API_URL: "https://kv.upstash.io",
+      KV_REST_API_TOKEN: "t",
+      VERCEL_GIT_COMMIT_REF: "feature",
+      CIMD_ALLOW_LOOPBACK: "true",
+      DEV_IDENTITY_PROVIDER: "1",
+      UPSTREAM_ISSUER: "http://idp.example",
+      OAUTH_CALLBACK_URL: "http://mcp.example.com/callback",
+      OAUTH_RELAY_SECRET: "r".repeat(43),
+    };
+    for (const env of [
+      { ...unsafe, VERCEL: "1", VERCEL_ENV: "preview" } as Record<string, string>,
+      { ...unsafe, VERCEL: "1", VERCEL_ENV: "production" },
+      { ...unsafe, VERCEL_ENV: "production" },
+    ]) {
+      const error = configError(env);
+      const label = `${env.VERCEL ?? "-"} ${env.VERCEL_ENV}`;
+      expect(error.problems.map((p) => p.split(":")[0]).sort(), label).toEqual([
+        "CIMD_ALLOW_LOOPBACK",
+        "DEV_IDENTITY_PROVIDER",
+        "OAUTH_CALLBACK_URL",
+        "UPSTREAM_ISSUER",
+      ]);
+      expect(error.message, label).toMatch(
+        /CIMD_ALLOW_LOOPBACK: must not be true in \w+ \(any Vercel deployment\)/,
+      );
+    }
+    // Local runs: `vercel dev` and `vercel env pull` for Development set VERCEL_ENV=development
+    // (with VERCEL or without), and keep the development conveniences.
+    for (const env of [
+      { VERCEL: "1", VERCEL_ENV: "development" },
+      { VERCEL_ENV: "development" },
+      {},
+    ] as Record<string, string>[]) {
+      const config = load({ ...unsafe, ...env });
+      expect(config.environment).toBe("development");
+      expect(config.oauth.cimdAllowLoopback).toBe(true);
+      expect(config.upstream.isDevelopmentProvider).toBe(true);
+      expect(config.store.keyPrefix).toBe("mcp:dev:");
+    }
+  });
+
+  it("refuses VERCEL without VERCEL_ENV, saying how to expose Vercel's system variables", () => {
+    // Without VERCEL_ENV a deployment ran as development: every guard off, the mcp:dev: prefix.
+    const error = configError({
+      VERCEL: "1",
+      KV_REST_API_URL: "https://kv.upstash.io",
+      KV_REST_API_TOKEN: "t",
+      UPSTREAM_ISSUER: "https://idp.example",
+    });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^VERCEL_ENV: is missing although VERCEL is set/);
+    expect(error.problems[0]).toContain('"Enable access to System Environment Variables"');
+    expect(error.problems[0]).toContain('"Automatically expose System Environment Variables"');
   });
 
   it("parses allowed origins and rejects entries that are not origins", () => {
@@ -276,7 +392,7 @@ describe("configuration", () => {
       VERCEL_BRANCH_URL: "my-mcp-git-feature-acme.vercel.app",
       VERCEL_PROJECT_PRODUCTION_URL: "mcp.acme.com",
     };
-    const preview = load({ ...vercel, VERCEL_ENV: "preview" });
+    const preview = load({ ...vercel, VERCEL_ENV: "preview", VERCEL_GIT_COMMIT_REF: "feature" });
     expect(preview.oauth.allowedHosts).not.toContain("mcp.acme.com");
     expect(preview.oauth.allowedHosts).toEqual(
       expect.arrayContaining([

@@ -42,9 +42,14 @@ if (!upstreamTtl.success) {
 }
 
 const env = process.env;
-const production = env.VERCEL_ENV === "production";
+// A production or preview environment pulled from Vercel (`vercel env pull` also writes VERCEL)
+// runs as configured, with the config's deployment guards (lib/config.ts): no generated keys, no
+// development identity provider. `vercel env pull` for Development sets VERCEL_ENV=development.
+const deployed =
+  env.VERCEL_ENV === "production" ||
+  (Boolean(env.VERCEL) && Boolean(env.VERCEL_ENV) && env.VERCEL_ENV !== "development");
 const notes: string[] = [];
-if (!production) {
+if (!deployed) {
   if (!env.OAUTH_SIGNING_KEYS) {
     env.OAUTH_SIGNING_KEYS = JSON.stringify([generateSigningJwk()]);
     notes.push("OAUTH_SIGNING_KEYS");
@@ -69,7 +74,7 @@ const server = await startDevServer({
 });
 
 let idp: Awaited<ReturnType<typeof startDevIdentityProvider>> | undefined;
-if (!production && !env.UPSTREAM_ISSUER) {
+if (!deployed && !env.UPSTREAM_ISSUER) {
   idp = await startDevIdentityProvider({
     redirectUris: [
       `http://localhost:${server.port}/callback`,

@@ -121,7 +121,15 @@ export async function startDevIdentityProvider(
   });
   const callback = provider.callback();
 
+  // DNS rebinding: a page on any site can resolve its own name to 127.0.0.1 and then read this
+  // provider's answers as same-origin; the Host it sends is still its own name.
+  const ownHosts = new Set([`localhost:${port}`, `127.0.0.1:${port}`]);
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if (!ownHosts.has(req.headers.host?.toLowerCase() ?? "")) {
+      res.writeHead(400, { "content-type": "text/plain" });
+      res.end(`Host not allowed: this provider answers only to ${issuer}\n`);
+      return;
+    }
     const match = /^\/interaction\/([\w-]+)$/.exec((req.url ?? "").split("?")[0] ?? "");
     if (!match) {
       callback(req, res);

@@ -7,6 +7,10 @@ import { generateSecret, generateSigningJwk } from "../crypto/keys.js";
  * decrypt production users' provider tokens (docs/security.md, preview trust). Only
  * OAUTH_RELAY_SECRET is shared, and only when previews sign in through production's callback.
  *
+ * Development gets a set of its own rather than Preview's: Vercel cannot mark a Development
+ * variable Sensitive, and `vercel env pull` writes it in clear into every developer's
+ * `.env.local`, so Preview's (Sensitive, never readable back) would be readable there too.
+ *
  * To rotate the signing key, put the new key FIRST in the array and keep the old one after it
  * until the access tokens it signed have expired.
  */
@@ -19,7 +23,11 @@ console.log(`# Generated ${new Date().toISOString()}. Keep these secret; never c
 # --- Production only
 ${set()}
 
-# --- Preview only (and Development, if you use it)
+# --- Preview only
+${set()}
+
+# --- Development only (optional: \`npm run dev\` makes a set per run without it). Vercel
+# cannot keep Development values secret and \`vercel env pull\` writes them into .env.local.
 ${set()}
 
 # --- Production AND Preview, only if previews sign in through production's callback

@@ -67,7 +67,15 @@ export async function startDevServer(options: {
       );
       return;
     }
-    const url = new URL(req.url ?? "/", `http://${host}`);
+    const path = originFormPath(req.url ?? "/", host);
+    if (path === null) {
+      res.writeHead(400, { "content-type": "text/plain" });
+      res.end(`Bad request target: the local runner answers only for http://${host}\n`);
+      return;
+    }
+    // The host checked above and the path, concatenated: `new URL(path, base)` would take a
+    // path such as `//evil.example/x` for a host of its own.
+    const url = new URL(`http://${host}${path}`);
     const route = router.resolve(url.pathname);
     if (!route) {
       res.writeHead(404, { "content-type": "application/json" });
@@ -108,6 +116,21 @@ export async function startDevServer(options: {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * The path and query of a request target, or null for a target the runner does not serve.
+ * RFC 9112 §3.2.2: a server must accept the absolute form (`GET http://host:port/path`) and take
+ * the authority from it rather than from `Host`; the runner serves one authority, so an
+ * absolute target naming any other (another loopback port, say) is refused, not answered with
+ * metadata for an origin that is not this runner.
+ */
+export function originFormPath(target: string, host: string): string | null {
+  if (target.startsWith("/")) return target;
+  if (!URL.canParse(target)) return null;
+  const absolute = new URL(target);
+  if (absolute.protocol !== "http:" || absolute.host !== host.toLowerCase()) return null;
+  return `${absolute.pathname}${absolute.search}`;
 }
 
 function toFetch(file: string, mod: Record<string, unknown>): Fetch {

@@ -6,6 +6,8 @@
 export interface CorsPolicy {
   methods: readonly string[];
   allowHeaders: readonly string[];
+  /** Header families (lower case) a preflight may ask for by any name, e.g. `mcp-param-`. */
+  allowHeaderPrefixes?: readonly string[];
   exposeHeaders: readonly string[];
 }
 
@@ -18,11 +20,20 @@ export function applyCors(headers: Headers, origin: string, policy: CorsPolicy):
   }
 }
 
-/** The answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`) from `origin`. */
-export function preflightResponse(origin: string, policy: CorsPolicy): Response {
+/**
+ * The answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`) from `origin`. A
+ * header of an allowed family cannot be named in advance (`Mcp-Param-<name>`), and `*` does not
+ * cover `Authorization` (Fetch §3.2.5), so the requested ones of those families are echoed.
+ */
+export function preflightResponse(origin: string, policy: CorsPolicy, request?: Request): Response {
+  const prefixes = policy.allowHeaderPrefixes ?? [];
+  const requested = (request?.headers.get("access-control-request-headers") ?? "")
+    .split(",")
+    .map((name) => name.trim().toLowerCase())
+    .filter((name) => /^[a-z0-9-]{1,100}$/.test(name) && prefixes.some((p) => name.startsWith(p)));
   const headers = new Headers({
     "Access-Control-Allow-Methods": policy.methods.join(", "),
-    "Access-Control-Allow-Headers": policy.allowHeaders.join(", "),
+    "Access-Control-Allow-Headers": [...policy.allowHeaders, ...new Set(requested)].join(", "),
     "Access-Control-Max-Age": "600",
   });
   applyCors(headers, origin, policy);

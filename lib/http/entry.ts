@@ -1,5 +1,5 @@
 import { type Config, ConfigError, getConfig } from "../config.js";
-import { log, withRequestContext } from "../log.js";
+import { currentRequestId, log, withRequestContext } from "../log.js";
 import { DEFAULT_CONTENT_SECURITY_POLICY, withSecurityHeaders } from "./security-headers.js";
 
 /** What Vercel's Node.js runtime calls for `export default { fetch }`. */
@@ -21,7 +21,8 @@ export function webHandler(
       withRequestContext(request, async (requestId) => {
         const started = performance.now();
         let response = await serve(request, handle);
-        response = withHeader(response, "X-Request-Id", requestId);
+        // The id may have become the caller's trace id while the request was handled.
+        response = withHeader(response, "X-Request-Id", currentRequestId() ?? requestId);
         log.info("request", {
           method: request.method,
           // Never the query string: it can carry codes and state.

@@ -80,7 +80,10 @@ function upstashBackend(store: Extract<StoreConfig, { kind: "upstash" }>): Backe
     token,
     enableTelemetry: false,
     signal: () => AbortSignal.timeout(timeoutMs),
-    retry: false,
+    // The limiter's script counts a request: sent once (`retry: false` still sends twice in
+    // @upstash/redis 1.39), and never batched with another request's script (lib/store/upstash.ts).
+    retry: { retries: 0 },
+    enableAutoPipelining: false,
   });
   const limiters = new Map<RateLimitBucket, Ratelimit>();
   return async (bucket, allowance, id) => {

@@ -1,4 +1,4 @@
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
+import type { AuthInfo } from "@modelcontextprotocol/server";
 import type { Config } from "../config.js";
 import { sha256 } from "../crypto/random.js";
 import { log } from "../log.js";

@@ -1,52 +1,74 @@
-import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import {
+  type AuthInfo,
+  isJsonContentType,
+  isLegacyRequest,
+  McpServer,
   readRequestBody,
-  requestBodyTooLargeMessage,
-} from "@modelcontextprotocol/sdk/server/requestBody.js";
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { isJsonContentType } from "@modelcontextprotocol/sdk/shared/mediaType.js";
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
+  SUPPORTED_PROTOCOL_VERSIONS,
+  createMcpHandler as sdkMcpHandler,
+  TRACEPARENT_META_KEY,
+  WebStandardStreamableHTTPServerTransport,
+} from "@modelcontextprotocol/server";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
-import { log } from "../log.js";
+import { adoptTraceparent, log } from "../log.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
 import { authenticateMcpRequest } from "./auth.js";
+import { closingWhenDone, withDeadline } from "./deadline.js";
+import { cachingToolSchemas } from "./schema-cache.js";
 import { instructions, serverInfo, tools } from "./server.js";
 
 /**
- * `/mcp`: MCP over stateless Streamable HTTP (MCP spec 2025-11-25, basic/transports).
+ * `/mcp`: MCP over stateless Streamable HTTP, both protocol eras on one endpoint, chosen per
+ * request (MCP 2026-07-28 basic/transports, "backwards compatibility"):
  *
- * Every POST gets a new `McpServer` and a new transport: a serverless instance may serve
- * requests of many clients at once, and the SDK refuses to reuse a stateless transport. No
- * session id is ever issued, so any instance can answer any request.
+ * - **modern** (2026-07-28): a request whose `params._meta` carries the protocol version. The
+ *   v2 SDK's `createMcpHandler` serves it: `server/discover`, the header rules (`Mcp-Method`,
+ *   `Mcp-Name`, `MCP-Protocol-Version` equal to `_meta`), `resultType`, cache hints, logs only
+ *   when asked for, `subscriptions/listen`.
+ * - **legacy** (2025-11-25, 2025-06-18, 2025-03-26): anything else. A fresh server and a
+ *   stateless transport per request, JSON answers except `tools/call`, whose answer is an SSE
+ *   stream so a tool's progress and logs reach the client (what these clients got before).
+ *
+ * In front of both: the Origin check, CORS, 405 for GET/DELETE, the bearer check with its rate
+ * limit, the body limit, one parse of the body, refusal of batches, and a deadline. No session id
+ * is ever issued, so any instance can answer any request.
  */
 
 /**
- * GET and DELETE are in the preflight only so that a browser client (the SDK opens a GET stream
- * and may DELETE a session) reads our 405 instead of failing on a CORS network error.
+ * GET and DELETE are in the preflight only so that a browser client (a 2025 SDK opens a GET
+ * stream and may DELETE a session) reads our 405 instead of failing on a CORS network error.
+ * The 2026-07-28 headers must pass the preflight too: `Mcp-Method`, `Mcp-Name` and the
+ * `Mcp-Param-*` family (basic/transports, "Standard MCP Request Headers").
  */
 const CORS: CorsPolicy = {
   methods: ["GET", "POST", "DELETE"],
-  allowHeaders: ["Authorization", "Content-Type", "Accept", "MCP-Protocol-Version"],
+  allowHeaders: [
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "MCP-Protocol-Version",
+    "Mcp-Method",
+    "Mcp-Name",
+  ],
+  allowHeaderPrefixes: ["mcp-param-"],
   exposeHeaders: ["WWW-Authenticate"],
 };
 
 /**
- * Compiled JSON Schemas are the same for every request; sharing one validator across the
- * per-request servers saves rebuilding it each time without sharing any request state.
+ * Below vercel.json's `maxDuration` (30 s): a request that is still running then is answered
+ * with a JSON-RPC error and its server closed, instead of holding the function until the
+ * platform kills it without a word (issue #19, R1).
  */
-const jsonSchemaValidator = new AjvJsonSchemaValidator();
+export const MCP_REQUEST_DEADLINE_MS = 25_000;
 
 export function createMcpServer(): McpServer {
-  const server = new McpServer(serverInfo, {
-    capabilities: { tools: {} },
-    instructions,
-    jsonSchemaValidator,
-  });
-  for (const register of tools) register(server);
+  const server = new McpServer(serverInfo, { capabilities: { tools: {} }, instructions });
+  const registrar = cachingToolSchemas(server);
+  for (const register of tools) register(registrar);
   // McpServer advertises listChanged on the first registerTool; a stateless server has no
-  // stream to send notifications/tools/list_changed on, so it must not promise them.
+  // stream to send notifications/tools/list_changed on, so it must not promise them, and with
+  // nothing to listen for `subscriptions/listen` is acknowledged and closed at once.
   server.server.registerCapabilities({ tools: { listChanged: false } });
   return server;
 }
@@ -57,17 +79,43 @@ export type McpAuthenticator = (
   config: Config,
 ) => Promise<{ ok: true; authInfo?: AuthInfo } | { ok: false; response: Response }>;
 
-/**
- * Builds the `/mcp` handler from its two variable parts: who may call, and which server answers.
- * The deployment uses exactly one combination, {@link handleMcpRequest}; the conformance fixture
- * under tests/ builds its own from the same code.
- */
-export function createMcpHandler(options: {
+export interface McpHandlerOptions {
   authenticate: McpAuthenticator;
   createServer: () => McpServer;
   /** Count failed token verifications per client IP (RATE_LIMIT_MCP_AUTH_FAILURES). */
   limitFailedAuth?: boolean;
-}): (request: Request, config: Config) => Promise<Response> {
+  /** How long a request may run; {@link MCP_REQUEST_DEADLINE_MS} unless a test shortens it. */
+  deadlineMs?: number;
+}
+
+/**
+ * Builds the `/mcp` handler from its variable parts: who may call, and which server answers.
+ * The deployment uses exactly one combination, {@link handleMcpRequest}; the conformance fixture
+ * and the benchmark under tests/ and bench/ build their own from the same code.
+ */
+export function createMcpHandler(
+  options: McpHandlerOptions,
+): (request: Request, config: Config) => Promise<Response> {
+  // One SDK entry per handler: it keeps nothing of a request after answering it, and builds a
+  // fresh server from the factory for each modern request.
+  const modern = sdkMcpHandler(() => options.createServer(), {
+    legacy: "reject",
+    responseMode: "auto",
+    // A request the SDK refused (a header rule, an unknown method): the client's mistake, not a
+    // security event, and already answered. Only the rule's name is logged: the SDK's message
+    // quotes header and argument values, which can be the user's data.
+    onerror: (error) =>
+      log.info("mcp.request_refused", {
+        error: error.name,
+        rule: /\(([a-z0-9-]{1,60})\)/.exec(error.message)?.[1] ?? null,
+      }),
+  });
+  const deadlineMs = options.deadlineMs ?? MCP_REQUEST_DEADLINE_MS;
+  const leg: Legs = {
+    modern: (request, { authInfo, parsedBody }) => modern.fetch(request, { authInfo, parsedBody }),
+    legacy: (request, extra) => serveLegacy(request, extra, options.createServer),
+  };
+
   return async (request, config) => {
     const origin = request.headers.get("origin");
     // MCP transports §Security: a present Origin that is not ours is refused (DNS rebinding).
@@ -75,28 +123,26 @@ export function createMcpHandler(options: {
       return jsonRpcError(403, -32000, "Forbidden: this Origin may not call the MCP endpoint");
     }
     if (request.method === "OPTIONS" && origin !== null) {
-      return preflightResponse(origin, CORS);
+      return preflightResponse(origin, CORS, request);
     }
-    if (request.method !== "POST") {
-      // The stateless transport would answer GET with an SSE stream that stays open until the
-      // function times out; this server never sends unsolicited messages, so there is no stream.
-      const refused = jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
-      if (origin !== null) applyCors(refused.headers, origin, CORS);
-      return refused;
-    }
-
-    const auth = await options.authenticate(request, config);
     let response: Response;
-    if (auth.ok) response = await serve(request, config, options.createServer, auth.authInfo);
-    else if (options.limitFailedAuth)
-      response = await limitFailedAuth(request, config, auth.response);
-    else response = auth.response;
-    if (origin !== null) {
-      const headers = new Headers(response.headers);
-      applyCors(headers, origin, CORS);
-      return new Response(response.body, { status: response.status, headers });
+    if (request.method !== "POST") {
+      // A stateless server never sends unsolicited messages, so there is no GET stream, and
+      // there is no session to DELETE.
+      response = jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
+    } else {
+      const auth = await options.authenticate(request, config);
+      if (auth.ok) response = await serve(request, config, leg, auth.authInfo, deadlineMs);
+      else if (options.limitFailedAuth) {
+        response = await limitFailedAuth(request, config, auth.response);
+      } else response = auth.response;
     }
-    return response;
+    const headers = new Headers(response.headers);
+    // Answers carry the caller's data (whoami, the provider profile): no cache may keep them
+    // (RFC 9111 §5.2.2.5); SSE's default `no-cache` still allows storing.
+    headers.set("Cache-Control", "no-store");
+    if (origin !== null) applyCors(headers, origin, CORS);
+    return new Response(response.body, { status: response.status, headers });
   };
 }
 
@@ -106,6 +152,18 @@ export const handleMcpRequest = createMcpHandler({
   createServer: createMcpServer,
   limitFailedAuth: true,
 });
+
+interface LegExtra {
+  authInfo: AuthInfo | undefined;
+  parsedBody: unknown;
+  /** Ends the exchange: the client went away or the deadline passed. */
+  signal: AbortSignal;
+}
+
+interface Legs {
+  modern(request: Request, extra: LegExtra): Promise<Response>;
+  legacy(request: Request, extra: LegExtra): Promise<Response>;
+}
 
 /**
  * A token that failed verification counts against the client IP's allowance; over it, 429 with
@@ -134,33 +192,71 @@ async function limitFailedAuth(
 async function serve(
   request: Request,
   config: Config,
-  createServer: () => McpServer,
+  leg: Legs,
   authInfo: AuthInfo | undefined,
+  deadlineMs: number,
 ): Promise<Response> {
   const body = await readJsonRpcBody(request, config.mcp.maxBodyBytes);
   if (body.kind === "error") return body.response;
-  const streamed = body.kind === "parsed" && isToolCall(body.message);
+  const parsedBody = body.kind === "parsed" ? body.message : undefined;
+  const traceparent = metaOf(parsedBody)?.[TRACEPARENT_META_KEY];
+  if (typeof traceparent === "string") adoptTraceparent(traceparent);
+  // A body we did not read (not JSON) is legacy by definition: the legacy transport answers
+  // 415 or 406 exactly as it always has.
+  const legacy =
+    parsedBody === undefined ||
+    plainlyLegacy(request, parsedBody) ||
+    (await isLegacyRequest(request, parsedBody));
+  return withDeadline({
+    request,
+    deadlineMs,
+    requestId: idOf(parsedBody),
+    era: legacy ? "legacy" : "modern",
+    run: (signal) => {
+      const extra = { authInfo, parsedBody, signal };
+      if (legacy) return leg.legacy(request, extra);
+      // The SDK ends a modern exchange when its request's signal aborts, so the request it sees
+      // carries the one that ends ours (the client going away, or the deadline). The body is
+      // already parsed: the SDK gets it as `parsedBody`.
+      const forwarded = new Request(request.url, {
+        method: request.method,
+        headers: request.headers,
+        signal,
+      });
+      return leg.modern(forwarded, extra);
+    },
+  });
+}
+
+/**
+ * The 2025-era leg: a new server and a new stateless transport for this one request (the SDK
+ * refuses to reuse a stateless transport), closed as soon as the answer is complete.
+ */
+async function serveLegacy(
+  request: Request,
+  { authInfo, parsedBody, signal }: LegExtra,
+  createServer: () => McpServer,
+): Promise<Response> {
   const server = createServer();
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
     // A tool may send log messages and progress while it runs; those travel only on an SSE
-    // response, which ends with the tool's result (no stream outlives the request). Everything
-    // else is answered as one JSON object.
-    enableJsonResponse: !streamed,
-    maxRequestBodySize: config.mcp.maxBodyBytes,
+    // response, which ends with the tool's result. Everything else is one JSON object.
+    enableJsonResponse: !isToolCall(parsedBody),
   });
   const close = () => {
     void server.close().catch(() => {});
   };
+  signal.addEventListener("abort", close, { once: true });
   try {
     await server.connect(transport);
     const response = await transport.handleRequest(
       request,
-      body.kind === "parsed" ? { authInfo, parsedBody: body.message } : { authInfo },
+      parsedBody === undefined ? { authInfo } : { authInfo, parsedBody },
     );
     if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) {
       close();
-      return body.kind === "parsed" ? asInvalidRequest(response) : response;
+      return parsedBody === undefined ? response : asInvalidRequest(response);
     }
     // The server must live until the stream has carried the result, and no longer.
     return new Response(closingWhenDone(response.body, close), {
@@ -176,44 +272,11 @@ async function serve(
   }
 }
 
-/** A pass-through of `body` that calls `done` once, when it ends or its reader goes away. */
-function closingWhenDone(body: ReadableStream<Uint8Array>, done: () => void) {
-  const reader = body.getReader();
-  let finished = false;
-  const finish = () => {
-    if (!finished) {
-      finished = true;
-      done();
-    }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done: ended } = await reader.read();
-        if (ended) {
-          controller.close();
-          finish();
-        } else {
-          controller.enqueue(value);
-        }
-      } catch (error) {
-        controller.error(error);
-        finish();
-      }
-    },
-    async cancel(reason) {
-      await reader.cancel(reason).catch(() => {});
-      finish();
-    },
-  });
-}
-
 /**
- * Reads and parses the JSON-RPC body once, so the answer's form (SSE for tools/call) can be
- * chosen before the transport runs, and the transport gets the parsed body instead of reading it
- * again. A request the transport refuses on its headers alone (Accept: 406, Content-Type: 415)
- * is passed through unread, so it answers exactly as before; the size limit and the parse error
- * answer as the transport would.
+ * Reads and parses the JSON-RPC body once, so the era and the answer's form (SSE for a legacy
+ * tools/call) can be chosen before any SDK code runs, and the SDK gets the parsed body instead
+ * of reading it again. A body that is not JSON by its Content-Type is left unread for the
+ * legacy transport's own 415.
  */
 async function readJsonRpcBody(
   request: Request,
@@ -221,16 +284,12 @@ async function readJsonRpcBody(
 ): Promise<
   { kind: "parsed"; message: unknown } | { kind: "unread" } | { kind: "error"; response: Response }
 > {
-  const accept = request.headers.get("accept") ?? "";
-  const acceptable = accept.includes("application/json") && accept.includes("text/event-stream");
-  if (!acceptable || !isJsonContentType(request.headers.get("content-type"))) {
-    return { kind: "unread" };
-  }
+  if (!isJsonContentType(request.headers.get("content-type"))) return { kind: "unread" };
   const body = await readRequestBody(request, maxBytes);
   if (body.tooLarge) {
     return {
       kind: "error",
-      response: jsonRpcError(413, -32000, requestBodyTooLargeMessage(maxBytes)),
+      response: jsonRpcError(413, -32000, `Payload Too Large: the limit is ${maxBytes} bytes`),
     };
   }
   let message: unknown;
@@ -269,13 +328,54 @@ async function asInvalidRequest(response: Response): Promise<Response> {
   return new Response(text, { status: response.status, headers: response.headers });
 }
 
+/** The 2025-era revisions the legacy leg serves (the SDK's own list). */
+const LEGACY_VERSIONS = new Set<string>(SUPPORTED_PROTOCOL_VERSIONS);
+
+/**
+ * The SDK's classification, for the common case only, without its cost per request: no
+ * `MCP-Protocol-Version` header or a 2025-era one, and no `io.modelcontextprotocol/` key in
+ * `_meta`, is a request with no claim to the 2026-07-28 envelope, which the SDK classifies as
+ * legacy (MCP 2026-07-28 basic/transports, "backwards compatibility"). Anything else is left to
+ * `isLegacyRequest`, which also answers the malformed claims.
+ */
+function plainlyLegacy(request: Request, message: unknown): boolean {
+  if (typeof message !== "object" || message === null) return false;
+  // Only a well-formed request or notification (JSON-RPC 2.0 §4): a malformed one is answered
+  // by the SDK's own classification, as any client would see it without this shortcut.
+  const { jsonrpc, method, id, params } = message as Record<string, unknown>;
+  if (jsonrpc !== "2.0" || typeof method !== "string") return false;
+  if (id !== undefined && typeof id !== "string" && !Number.isSafeInteger(id)) return false;
+  if (params !== undefined && (typeof params !== "object" || params === null)) return false;
+  if (Array.isArray(params)) return false;
+  const header = request.headers.get("mcp-protocol-version");
+  if (header !== null && !LEGACY_VERSIONS.has(header)) return false;
+  const meta = metaOf(message);
+  return meta === undefined || !Object.keys(meta).some((key) => key.startsWith(ENVELOPE_PREFIX));
+}
+
+const ENVELOPE_PREFIX = "io.modelcontextprotocol/";
+
 function isToolCall(message: unknown): boolean {
   return (
     typeof message === "object" &&
     message !== null &&
-    !Array.isArray(message) &&
     (message as { method?: unknown }).method === "tools/call"
   );
+}
+
+function metaOf(message: unknown): Record<string, unknown> | undefined {
+  if (typeof message !== "object" || message === null) return undefined;
+  const params = (message as { params?: unknown }).params;
+  if (typeof params !== "object" || params === null) return undefined;
+  const meta = (params as { _meta?: unknown })._meta;
+  return typeof meta === "object" && meta !== null ? (meta as Record<string, unknown>) : undefined;
+}
+
+/** The JSON-RPC id of a request, for an error answered in its name; null when there is none. */
+function idOf(message: unknown): string | number | null {
+  const id =
+    typeof message === "object" && message !== null ? (message as { id?: unknown }).id : null;
+  return typeof id === "string" || typeof id === "number" ? id : null;
 }
 
 /**
@@ -289,7 +389,7 @@ function isAllowedOrigin(origin: string, request: Request, config: Config): bool
   );
 }
 
-function jsonRpcError(
+export function jsonRpcError(
   status: number,
   code: number,
   message: string,

@@ -1,4 +1,4 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/server";
 import { registerCurrentTime } from "./tools/current-time.js";
 import { registerGenerateUuid } from "./tools/generate-uuid.js";
 import { registerHashText } from "./tools/hash-text.js";
@@ -9,8 +9,10 @@ import { registerWhoami } from "./tools/whoami.js";
  * The MCP server this deployment serves: edit this file to make it yours.
  *
  * To add a tool, write `lib/mcp/tools/<name>.ts` exporting a function that calls
- * `server.registerTool(...)` (zod input schema, annotations), and add it to `tools` below. A fresh
- * server is built from this definition for every request, so tools must not keep state in memory
+ * `server.registerTool(...)` (a `z.object` input schema, annotations; the handler gets its
+ * arguments and `ctx`: `ctx.http?.authInfo` for the caller, `ctx.mcpReq.signal` to stop when
+ * the client goes away), and add it to `tools` below. A fresh server is built from this
+ * definition for every request, in both protocol eras, so tools must not keep state in memory
  * between calls: put anything that must last in the store.
  */
 export const serverInfo = {

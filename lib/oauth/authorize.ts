@@ -10,9 +10,11 @@ import { CimdFetchLimitedError, ClientMetadataError, isClientIdUrl } from "./cim
 import { type ClientRecord, getClient } from "./clients.js";
 import {
   CSRF_COOKIE,
+  issuedCsrfNonce,
+  newCsrfNonce,
   readCookie,
-  rememberConsentCookie,
-  rememberedConsents,
+  rememberConsentCookies,
+  rememberedScopes,
   serializeCookie,
   signValue,
   verifySignedValue,
@@ -20,7 +22,7 @@ import {
 import type { OAuthDeps } from "./deps.js";
 import { OAuthError } from "./errors.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
-import { consentPage, errorPage, errorPageWithLink } from "./pages.js";
+import { consentPage, describeDuration, errorPage, errorPageWithLink } from "./pages.js";
 import {
   isLoopbackHttp,
   matchesRegisteredRedirectUri,
@@ -62,8 +64,29 @@ export const pendingLoginKey = (state: string) => `login:${sha256(state)}`;
 
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   [MCP_SCOPE]: "Use the tools of this MCP server as you",
-  [OFFLINE_ACCESS]: "Stay connected without asking you to sign in again",
+  // Not a promise of its own: whether the client stays connected, and how long, is the page's
+  // "How long" line (staysConnectedFor), which holds whether or not it asked for this scope.
+  [OFFLINE_ACCESS]: "Stay connected while you are away",
 };
+
+/**
+ * How long an approval lets the client act without the user, as the consent page states it
+ * (issue #19, R5). Refresh tokens go to every client registered for the refresh_token grant,
+ * whether or not it asked for `offline_access` (lib/oauth/token.ts), and that stays so: SEP-2207
+ * (MCP) makes `grant_types` the client's signal and `offline_access` an optional extra a client
+ * MAY add, resource servers must not name `offline_access` (PRM `scopes_supported`, challenges:
+ * MCP 2026-07-28, REQUIREMENTS §3, §9), and clients do not send it reliably: the TypeScript SDK
+ * client (1.32) asks for exactly the challenge's or PRM's scopes, and SEP-2207 reports Cursor,
+ * Claude and VS Code not asking for it; only mcp-remote always appends it. Refusing them refresh
+ * tokens would sign their users in again every ACCESS_TOKEN_TTL. So the page says how long,
+ * for every client: the grant's lifetime (REFRESH_TOKEN_TTL, counted from this sign-in and not
+ * extended by refreshing, lib/oauth/grants.ts) when it can refresh, else one access token's.
+ */
+function staysConnectedFor(client: ClientRecord, config: Config): number {
+  return client.grant_types.includes("refresh_token")
+    ? config.oauth.refreshTokenTtl
+    : config.oauth.accessTokenTtl;
+}
 
 /** RFC 7636 §4.2: an S256 challenge is the base64url SHA-256 of the verifier, 43 characters. */
 const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
@@ -173,25 +196,31 @@ async function authorizeGet(
     );
   }
   const { request: authRequest, client } = validation;
-  const remembered = rememberedConsents(request, urls.origin, deps.secrets);
-  if (params.prompt !== "consent" && remembered.has(client.client_id)) {
+  // A remembered approval covers the scopes the user saw (RFC 6749 §3.3: the scope is what the
+  // resource owner authorized). A request for more, such as the step-up after a 403
+  // insufficient_scope (MCP 2025-11-25, Scope Challenge Handling), shows the page again.
+  const remembered = rememberedScopes(request, urls.origin, deps.secrets, client.client_id);
+  if (
+    params.prompt !== "consent" &&
+    remembered !== null &&
+    authRequest.scope.every((scope) => remembered.includes(scope))
+  ) {
     return startUpstreamLogin(authRequest, urls, config, deps, []);
   }
 
-  // CSRF (double submit): a random nonce in an HttpOnly cookie, and in the form a MAC over the
-  // nonce and this exact request. A page on another site can neither read the cookie nor forge
-  // the MAC, so it cannot submit an approval in the user's name.
-  const existing = readCookie(request, urls.origin, CSRF_COOKIE);
-  const nonce = existing && /^[A-Za-z0-9_-]{22,64}$/.test(existing) ? existing : randomToken(24);
+  // CSRF (double submit): a nonce in an HttpOnly cookie, and in the form a MAC over the nonce
+  // and this exact request. A page on another site can neither read the cookie nor forge the
+  // MAC, so it cannot submit an approval in the user's name. Only a nonce we issued is reused
+  // (cookies.ts), so consent pages open in two tabs both stay valid; the cookie is set again
+  // each time so that it lives as long as the form just shown (CONSENT_FORM_TTL_SECONDS).
+  const nonce =
+    issuedCsrfNonce(request, urls.origin, deps.secrets) ?? newCsrfNonce(urls.origin, deps.secrets);
   const signedRequest = signValue(
     deps.secrets,
     { ...authRequest, exp: Math.floor(Date.now() / 1000) + CONSENT_FORM_TTL_SECONDS },
     "authorization-request",
   );
-  const cookies =
-    nonce === existing
-      ? []
-      : [serializeCookie(urls.origin, CSRF_COOKIE, nonce, CONSENT_FORM_TTL_SECONDS)];
+  const cookies = [serializeCookie(urls.origin, CSRF_COOKIE, nonce, CONSENT_FORM_TTL_SECONDS)];
   return consentPage(
     {
       clientName: client.client_name,
@@ -206,6 +235,7 @@ async function authorizeGet(
         name,
         description: SCOPE_DESCRIPTIONS[name] ?? name,
       })),
+      connectedFor: describeDuration(staysConnectedFor(client, config)),
       signedRequest,
       csrfToken: csrfToken(deps, nonce, signedRequest),
     },
@@ -370,6 +400,21 @@ async function consentPost(request: Request, urls: PublicUrls, config: Config, d
   if (authRequest.exp < Math.floor(Date.now() / 1000)) {
     return errorPage(400, "Consent expired", "The consent page was open too long.");
   }
+  // Fetch Metadata (W3C Fetch Metadata Request Headers, `Sec-Fetch-Site`): our own form posts
+  // from our own origin. A same-site page (a sibling host, or another port of localhost) can
+  // plant cookies (RFC 6265 §8.6), a genuine CSRF nonce it fetched for itself included, and its
+  // post then carries them; the browser's Sec-Fetch-Site tells that post apart. Browsers send it
+  // to https and loopback origins; where it is absent (older browsers, non-browser callers) the
+  // double-submit check below stands alone.
+  const site = request.headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") {
+    log.warn("consent.cross_origin_post", { site: site.slice(0, 20) });
+    return errorPage(
+      403,
+      "Consent not verified",
+      "The consent was not sent from this server's own page (CSRF check failed).",
+    );
+  }
   const nonce = readCookie(request, urls.origin, CSRF_COOKIE);
   const token = form.csrf_token ?? "";
   if (!nonce || !safeEqual(csrfToken(deps, nonce, signed), token)) {
@@ -402,7 +447,13 @@ async function consentPost(request: Request, urls: PublicUrls, config: Config, d
   }
   const cookies =
     form.remember === "yes"
-      ? [rememberConsentCookie(request, urls.origin, deps.secrets, client.client_id)]
+      ? rememberConsentCookies(
+          request,
+          urls.origin,
+          deps.secrets,
+          client.client_id,
+          authRequest.scope,
+        )
       : [];
   return startUpstreamLogin(authRequest, urls, config, deps, cookies);
 }

@@ -227,7 +227,22 @@ async function relay(
   config: Config,
   deps: OAuthDeps,
 ): Promise<Response> {
-  const url = new URL(target);
+  // stateOrigin hands over only http(s) origins; a target that still does not parse is refused
+  // like any target off the allow-list, never a 500.
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    log.warn("callback.relay_refused", {
+      reason: "target not an origin",
+      login: shortId(sha256(state)),
+    });
+    return errorPage(
+      400,
+      "Invalid sign-in response",
+      "This sign-in was started on an address this server does not relay to.",
+    );
+  }
   // http only for loopback previews of local development.
   const loopbackDev =
     config.environment === "development" &&

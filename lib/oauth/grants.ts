@@ -1,7 +1,13 @@
 import type { Config } from "../config.js";
 import { randomToken, sha256 } from "../crypto/random.js";
 import { decryptWithKey, encryptWithKey, keyFromToken } from "../crypto/secrets.js";
-import type { Store } from "../store/types.js";
+import { log } from "../log.js";
+import {
+  isUnknownOutcome,
+  type Store,
+  type StoreUnavailableError,
+  type Transition,
+} from "../store/types.js";
 import type { UpstreamIdentity, UpstreamTokens } from "../upstream/types.js";
 import { deploymentSecrets } from "./deployment-secrets.js";
 
@@ -64,6 +70,13 @@ export const refreshKey = (tokenHash: string) => `refresh:${tokenHash}`;
 export const codeKey = (codeHash: string) => `code:${codeHash}`;
 export const usedCodeKey = (codeHash: string) => `code-used:${codeHash}`;
 /**
+ * `code-used:` holds `<grant id>.<redemption id>`: the grant a replay revokes, and which
+ * redemption spent the code, so one whose answer was lost can tell it was the one. Entries
+ * written before the redemption id hold the grant id alone (ids are base64url, never a dot).
+ */
+const usedCodeValue = (grantId: string, redemptionId: string) => `${grantId}.${redemptionId}`;
+const grantOfUsedCode = (value: string) => value.split(".", 1)[0] ?? value;
+/**
  * The token response that replaced a rotated refresh token, encrypted under a key derived from
  * that token (so only its holder can read it), kept for a racing duplicate of the refresh.
  */
@@ -119,6 +132,7 @@ export async function createGrantWithCode(
   if (input.identity.name) grant.name = input.identity.name;
   if (input.identity.email) grant.email = input.identity.email;
   const code = randomToken(32);
+  const codeHash = sha256(code);
   const record: CodeRecord = {
     grantId: id,
     clientId: input.clientId,
@@ -128,13 +142,24 @@ export async function createGrantWithCode(
     resource: input.resource,
     scope: input.scope,
   };
-  await store.transition({
-    expect: [],
-    put: [
-      { key: grantKey(id), value: JSON.stringify(grant), ttlSeconds: config.oauth.refreshTokenTtl },
-      { key: codeKey(sha256(code)), value: JSON.stringify(record), ttlSeconds: CODE_TTL_SECONDS },
-    ],
-  });
+  const value = JSON.stringify(record);
+  // The code is new and random: found under its key, it is ours.
+  await applyDecidably(
+    store,
+    "create-grant",
+    {
+      expect: [],
+      put: [
+        {
+          key: grantKey(id),
+          value: JSON.stringify(grant),
+          ttlSeconds: config.oauth.refreshTokenTtl,
+        },
+        { key: codeKey(codeHash), value, ttlSeconds: CODE_TTL_SECONDS },
+      ],
+    },
+    async () => ((await store.get(codeKey(codeHash))) === value ? true : null),
+  );
   return code;
 }
 
@@ -158,22 +183,18 @@ export async function redeemCode(
   store: Store,
   code: string,
   withRefreshToken: boolean,
-): Promise<
-  | { outcome: "redeemed"; record: CodeRecord; grant: GrantRecord; refreshToken?: string }
-  | { outcome: "replayed"; grantId: string }
-  | { outcome: "unknown" }
-> {
+): Promise<Redeemed | { outcome: "replayed"; grantId: string } | { outcome: "unknown" }> {
   const hash = sha256(code);
   const raw = await store.get(codeKey(hash));
+  let ours: { mark: string; redeemed: Redeemed } | undefined;
   if (raw) {
     const record = JSON.parse(raw) as CodeRecord;
     const found = await readGrant(store, record.grantId);
     if (!found) return { outcome: "replayed", grantId: record.grantId };
     const grant: GrantRecord = { ...found.grant };
     const ttl = remaining(grant.expiresAt);
-    const put = [
-      { key: usedCodeKey(hash), value: record.grantId, ttlSeconds: USED_CODE_TTL_SECONDS },
-    ];
+    const mark = usedCodeValue(record.grantId, randomToken(12));
+    const put = [{ key: usedCodeKey(hash), value: mark, ttlSeconds: USED_CODE_TTL_SECONDS }];
     let refreshToken: string | undefined;
     if (withRefreshToken) {
       refreshToken = `rt_${randomToken(32)}`;
@@ -183,18 +204,73 @@ export async function redeemCode(
         { key: refreshKey(grant.refresh.current), value: grant.id, ttlSeconds: ttl },
       );
     }
-    const won = await store.transition({
+    const transition: Transition = {
       expect: [
         { key: codeKey(hash), value: raw },
         { key: grantKey(grant.id), value: found.raw },
       ],
       delete: [codeKey(hash)],
       put,
+    };
+    // An answer lost after Redis ran the redemption must not make it look like a replay:
+    // `code-used:` names the redemption that spent the code.
+    const won = await applyDecidably(store, "redeem-code", transition, async () => {
+      const recorded = await store.get(usedCodeKey(hash));
+      return recorded === null ? null : recorded === mark;
     });
-    if (won) return { outcome: "redeemed", record, grant, refreshToken };
+    ours = { mark, redeemed: { outcome: "redeemed", record, grant, refreshToken } };
+    if (won) return ours.redeemed;
   }
-  const grantId = await store.get(usedCodeKey(hash));
-  return grantId ? { outcome: "replayed", grantId } : { outcome: "unknown" };
+  const used = await store.get(usedCodeKey(hash));
+  // Upstash serves reads from any replica, and the sync token that would make it wait for our
+  // write came with the lost answer: a read-back may miss our redemption that this read finds.
+  if (ours && used === ours.mark) return ours.redeemed;
+  return used ? { outcome: "replayed", grantId: grantOfUsedCode(used) } : { outcome: "unknown" };
+}
+
+type Redeemed = {
+  outcome: "redeemed";
+  record: CodeRecord;
+  grant: GrantRecord;
+  refreshToken?: string;
+};
+
+/**
+ * Applies a transition whose answer may be lost (the store's `unknown-outcome`: Redis may or may
+ * not have run it). `readBack` then looks at what the store holds and says whether this
+ * transition was applied (true), another one was instead (false), or neither (null). Neither:
+ * it is sent once more, which is safe because it carries the same values and its expectations
+ * let at most one of the two apply; if that one answers false, the read-back decides again,
+ * since the first may have been the one applied (a read-back still undecided then: false, the
+ * answer Redis gave). Still unanswered after two runs: the error goes on, a 503.
+ * The store never sends a write twice on its own (lib/store/upstash.ts); this is the one place a
+ * write is sent again, and only with its outcome checked.
+ */
+async function applyDecidably(
+  store: Store,
+  operation: string,
+  transition: Transition,
+  readBack: () => Promise<boolean | null>,
+): Promise<boolean> {
+  let lost: StoreUnavailableError | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let applied: boolean | undefined;
+    try {
+      applied = await store.transition(transition);
+    } catch (error) {
+      if (!isUnknownOutcome(error)) throw error;
+      lost = error;
+    }
+    if (applied === true || (applied === false && lost === undefined)) return applied;
+    const decided = await readBack();
+    log.warn("store.answer_lost", {
+      operation,
+      decided: decided === null ? "not applied" : decided ? "applied" : "another applied",
+    });
+    if (decided !== null) return decided;
+    if (applied === false) return false;
+  }
+  throw lost;
 }
 
 /**
@@ -336,7 +412,7 @@ export async function rotateRefreshToken(
         // Older tokens keep their `refresh:` entry until the grant ends, so presenting one
         // again is still recognised as reuse; only the grant stops listing them. The successor
         // is written in the same transition, so a loser of the race always finds it.
-        return store.transition({
+        const transition: Transition = {
           expect: [{ key: grantKey(grant.id), value: raw }],
           put: [
             { key: grantKey(grant.id), value: JSON.stringify(updated), ttlSeconds: ttl },
@@ -347,6 +423,12 @@ export async function rotateRefreshToken(
               ttlSeconds: Math.min(ttl, grace + SUCCESSOR_TTL_MARGIN_SECONDS),
             },
           ],
+        };
+        // After a lost answer the grant says who rotated: `nextHash` is only ever ours.
+        return applyDecidably(store, "rotate-refresh", transition, async () => {
+          const after = await readGrant(store, grant.id);
+          if (after?.grant.refresh?.current === nextHash) return true;
+          return after?.raw === raw ? null : false;
         });
       },
     };

@@ -33,21 +33,24 @@ export function urlsForOrigin(origin: string): PublicUrls {
 /**
  * Resolves the origin a request came in on, or null when its host is not one of ours.
  *
- * With `PUBLIC_URL` the origin is fixed. Locally (no `VERCEL_ENV`) only loopback hosts are
- * accepted (the runner checks the port), and the origin follows the host the client used,
- * because strict clients refuse a resource whose origin differs from the URL they connected to.
- * On Vercel the host must be one of the deployment's own names (or `ALLOWED_HOSTS`), over https.
+ * Locally (`VERCEL_ENV` unset or `development`) `PUBLIC_URL` fixes the origin whatever the host
+ * (a tunnel); without it only loopback hosts are accepted (the runner checks the port), and the
+ * origin follows the host the client used, because strict clients refuse a resource whose
+ * origin differs from the URL they connected to. On Vercel the host must be one of the
+ * deployment's own names (`Config.oauth.allowedHosts`, which holds `PUBLIC_URL`'s host), with or
+ * without `PUBLIC_URL`: production's immutable generated URL is not among them, so an old
+ * production deployment built with this rule answers nobody once it is superseded (issue #19, D2).
  */
 export function resolvePublicUrls(request: Request, config: Config): PublicUrls | null {
-  if (config.oauth.publicUrl) return urlsForOrigin(config.oauth.publicUrl);
   const url = new URL(request.url);
   const host = url.host.toLowerCase();
   if (config.environment === "development") {
+    if (config.oauth.publicUrl) return urlsForOrigin(config.oauth.publicUrl);
     if (!LOOPBACK.has(url.hostname.toLowerCase())) return null;
     return urlsForOrigin(`${url.protocol}//${host}`);
   }
   if (!config.oauth.allowedHosts.includes(host)) return null;
-  return urlsForOrigin(`https://${host}`);
+  return urlsForOrigin(config.oauth.publicUrl ?? `https://${host}`);
 }
 
 /** 421 Misdirected Request (RFC 9110 §15.5.20): this deployment does not answer for that host. */

@@ -137,6 +137,8 @@ export interface ConsentView {
   redirectUri: string;
   serverHost: string;
   scopes: Array<{ name: string; description: string }>;
+  /** How long the approval lets the client act without the user, e.g. "30 days". */
+  connectedFor: string;
   signedRequest: string;
   csrfToken: string;
 }
@@ -169,11 +171,13 @@ ${warnings.map((w) => `<div class="warn" role="note">${w}</div>`).join("\n")}
 <dd>${escapeHtml(name)}${origin}<br><span class="muted">Client ID <code>${escapeHtml(view.clientId)}</code></span></dd>
 <dt>It will be able to</dt>
 <dd><ul>${view.scopes.map((s) => `<li>${escapeHtml(s.description)} <span class="muted scope">(${escapeHtml(s.name)})</span></li>`).join("")}</ul></dd>
+<dt>How long</dt>
+<dd>Up to ${escapeHtml(view.connectedFor)} without asking you again</dd>
 </dl>
 <form method="post" action="/authorize">
 <input type="hidden" name="consent_request" value="${escapeHtml(view.signedRequest)}">
 <input type="hidden" name="csrf_token" value="${escapeHtml(view.csrfToken)}">
-<label><input type="checkbox" name="remember" value="yes"> Don't ask again for this application</label>
+<label><input type="checkbox" name="remember" value="yes"> Don't ask again for this application, unless it asks for more</label>
 <div class="actions">
 <button type="submit" name="decision" value="deny">Deny</button>
 <button type="submit" name="decision" value="approve" class="primary">Approve</button>
@@ -181,6 +185,27 @@ ${warnings.map((w) => `<div class="warn" role="note">${w}</div>`).join("\n")}
 </form>
 <p class="muted">You will then sign in with your identity provider. ${escapeHtml(name)} never sees your password or your provider's tokens.</p>`;
   return htmlResponse(layout(`Authorize ${name}`, body), 200, { "Set-Cookie": setCookies });
+}
+
+const UNITS: Array<[seconds: number, name: string]> = [
+  [86_400, "day"],
+  [3_600, "hour"],
+  [60, "minute"],
+];
+
+/**
+ * A duration for people: "30 days", "1 hour", "90 minutes". Exact when it is a whole number of
+ * some unit; otherwise rounded up in the largest unit it spans twice, so "up to" stays true.
+ */
+export function describeDuration(seconds: number): string {
+  const plural = (n: number, name: string) => `${n} ${name}${n === 1 ? "" : "s"}`;
+  for (const [size, name] of UNITS) {
+    if (seconds >= size && seconds % size === 0) return plural(seconds / size, name);
+  }
+  for (const [size, name] of UNITS) {
+    if (seconds >= 2 * size) return plural(Math.ceil(seconds / size), name);
+  }
+  return plural(Math.max(1, Math.ceil(seconds / 60)), "minute");
 }
 
 function describeRedirect(uri: string): { host: string; localOnly: boolean } {

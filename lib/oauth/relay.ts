@@ -37,12 +37,23 @@ export function encodeUpstreamState(secrets: Secrets, payload: unknown): string 
   return `${encoded}.${secrets.relay.sign(encoded)}`;
 }
 
-/** The origin a state was issued for, or null when it is forged, altered or expired. */
+/**
+ * The origin a state was issued for, or null when it is forged, altered, expired, or names no
+ * http(s) origin. A signature proves only that a holder of the relay key wrote the payload, and
+ * every preview holds that key: the origin is still input, so it must be exactly an origin
+ * (scheme, host, port; no path, credentials or query) before anything parses or redirects to it.
+ */
 export function stateOrigin(secrets: Secrets, state: string): string | null {
   const payload = verifiedPayload(secrets, state);
   if (!payload || typeof payload.o !== "string" || typeof payload.e !== "number") return null;
   if (payload.e < Math.floor(Date.now() / 1000)) return null;
-  return payload.o;
+  return isHttpOrigin(payload.o) ? payload.o : null;
+}
+
+function isHttpOrigin(value: string): boolean {
+  if (value.length > 300 || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
 }
 
 function verifiedPayload(secrets: Secrets, state: string): StatePayload | null {

@@ -48,15 +48,25 @@ export interface Transition {
  * The backing store could not be reached or answered with an error. Handlers turn it into
  * `503 temporarily_unavailable`. The message never contains keys or values (they may be token
  * hashes or encrypted secrets); `reason` says what kind of failure it was.
+ *
+ * `unknown-outcome` is a write whose request may have reached the store but whose answer did not
+ * come back (a timeout, a connection lost after sending, an unreadable answer): it may or may
+ * not have been applied. The store never sends a write twice on its own, so a caller that must
+ * know reads back what it wrote (lib/oauth/grants.ts).
  */
 export class StoreUnavailableError extends Error {
   override name = "StoreUnavailableError";
   constructor(
-    readonly reason: "timeout" | "network" | "rejected" | "bad-response",
+    readonly reason: "timeout" | "network" | "rejected" | "bad-response" | "unknown-outcome",
     detail?: string,
   ) {
     super(`The store is unavailable (${reason}${detail ? `: ${detail}` : ""})`);
   }
+}
+
+/** A write that may or may not have been applied (see {@link StoreUnavailableError}). */
+export function isUnknownOutcome(error: unknown): error is StoreUnavailableError {
+  return error instanceof StoreUnavailableError && error.reason === "unknown-outcome";
 }
 
 /** Longest TTL any key may have: a year, far above any token or client lifetime we use. */

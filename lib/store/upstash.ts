@@ -70,8 +70,15 @@ export class UpstashStore implements Store {
       automaticDeserialization: false,
       enableTelemetry: false,
       signal: () => AbortSignal.timeout(options.timeoutMs),
-      // One quick retry for a dropped connection; a longer wait belongs to the caller's 503.
-      retry: { retries: 1, backoff: () => 50 },
+      // No retry in the client: it would send a write again after its answer was lost, and run
+      // it twice (#run retries what is safe). `retry: false` is not this: in @upstash/redis
+      // 1.39 it still makes two attempts (`attempts: 1` in a loop that runs `attempts + 1`).
+      retry: { retries: 0 },
+      // On by default: commands issued in the same tick, by concurrent requests of a warm
+      // instance too, share one /pipeline request (reads and writes in separate ones, so their
+      // order is lost). One lost answer would then leave every command of the batch undecided.
+      // Our handlers await each store call in turn, so batching saves them nothing.
+      enableAutoPipelining: false,
     });
     this.#transition = this.#redis.createScript<number>(TRANSITION_SCRIPT);
     this.#increment = this.#redis.createScript<[number, number]>(INCREMENT_SCRIPT);
@@ -80,7 +87,7 @@ export class UpstashStore implements Store {
   async put(key: string, value: string, ttlSeconds: number): Promise<void> {
     assertKey(key);
     assertTtl(ttlSeconds);
-    return this.#run(async () => {
+    return this.#run("write", async () => {
       await this.#redis.set(key, value, { ex: ttlSeconds });
     });
   }
@@ -88,7 +95,7 @@ export class UpstashStore implements Store {
   async putIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
     assertKey(key);
     assertTtl(ttlSeconds);
-    return this.#run(async () => {
+    return this.#run("write", async () => {
       const reply = await this.#redis.set(key, value, { ex: ttlSeconds, nx: true });
       return reply === "OK";
     });
@@ -96,20 +103,22 @@ export class UpstashStore implements Store {
 
   async get(key: string): Promise<string | null> {
     assertKey(key);
-    return this.#run(() => this.#redis.get<string>(key));
+    return this.#run("read", () => this.#redis.get<string>(key));
   }
 
   async delete(...keys: string[]): Promise<void> {
     for (const key of keys) assertKey(key);
     if (keys.length === 0) return;
-    return this.#run(async () => {
+    return this.#run("write", async () => {
       await this.#redis.del(...keys);
     });
   }
 
   async consume(key: string): Promise<string | null> {
     assertKey(key);
-    return this.#run(() => this.#redis.getdel<string>(key));
+    // A lost answer loses the value: GETDEL cannot be read back. For a pending login that is a
+    // login to start again, never a second use (docs/storage.md).
+    return this.#run("write", () => this.#redis.getdel<string>(key));
   }
 
   async transition(t: Transition): Promise<boolean> {
@@ -120,42 +129,81 @@ export class UpstashStore implements Store {
     const args = [String(t.expect.length), String(puts.length), String(deletes.length)];
     for (const e of t.expect) args.push(e.value === null ? "0" : "1", e.value ?? "");
     for (const p of puts) args.push(p.value, String(p.ttlSeconds));
-    return this.#run(async () => (await this.#transition.exec(keys, args)) === 1);
+    return this.#run("write", async () => (await this.#transition.exec(keys, args)) === 1);
   }
 
   async increment(key: string, ttlSeconds: number): Promise<{ count: number; ttlSeconds: number }> {
     assertKey(key);
     assertTtl(ttlSeconds);
-    return this.#run(async () => {
+    return this.#run("write", async () => {
       const [count, ttl] = await this.#increment.exec([key], [String(ttlSeconds)]);
       return { count, ttlSeconds: ttl };
     });
   }
 
-  async #run<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      throw toStoreUnavailable(error);
+  /**
+   * Runs one command, once more after a quick pause when that is safe: a read after any
+   * connection failure, a write only when the connection was never made (nothing was sent).
+   * A timeout is not retried: the caller's 503 is the longer wait.
+   */
+  async #run<T>(kind: Kind, operation: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await operation();
+      } catch (error) {
+        const failure = toStoreUnavailable(error, kind);
+        const retriable = failure.reason === "network" && (kind === "read" || neverSent(error));
+        if (attempt > 0 || !retriable) throw failure;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+      }
     }
   }
+}
+
+type Kind = "read" | "write";
+
+const RETRY_DELAY_MS = 50;
+
+/** Failures to open a connection: the request never left, so the command did not run. */
+const NOT_SENT = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** fetch() throws `TypeError: fetch failed` with the socket's error as `cause`. */
+function neverSent(error: unknown): boolean {
+  const cause =
+    error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return typeof cause?.code === "string" && NOT_SENT.has(cause.code);
 }
 
 /**
  * Maps whatever the client threw to one typed error. Upstash's own messages end with the whole
  * command, values included ("..., command was: [...]"); only the part before it is kept.
+ *
+ * A write that failed after its request may have left (a timeout, a connection lost, an answer
+ * that could not be parsed) may have run: it is `unknown-outcome`, whatever the cause. An error
+ * answer from Upstash (`rejected`) means the command was refused, not run.
  */
-function toStoreUnavailable(error: unknown): StoreUnavailableError {
-  if (!(error instanceof Error)) return new StoreUnavailableError("network");
+function toStoreUnavailable(error: unknown, kind: Kind): StoreUnavailableError {
+  const unknownIfWrite = (reason: "timeout" | "network" | "bad-response") =>
+    kind === "write" && !neverSent(error)
+      ? new StoreUnavailableError("unknown-outcome", reason)
+      : new StoreUnavailableError(reason);
+  if (!(error instanceof Error)) return unknownIfWrite("network");
   if (error.name === "TimeoutError" || error.name === "AbortError") {
-    return new StoreUnavailableError("timeout");
+    return unknownIfWrite("timeout");
   }
   if (error.name === "UpstashError") {
     const detail = error.message.split(", command was:")[0]?.slice(0, 120);
     return new StoreUnavailableError("rejected", detail);
   }
   if (error.name === "UpstashJSONParseError" || error instanceof SyntaxError) {
-    return new StoreUnavailableError("bad-response");
+    return unknownIfWrite("bad-response");
   }
-  return new StoreUnavailableError("network");
+  return unknownIfWrite("network");
 }

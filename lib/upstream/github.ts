@@ -1,6 +1,8 @@
 import type { UpstreamConfig } from "../config.js";
 import {
+  callSignal,
   type Upstream,
+  UpstreamAbortedError,
   UpstreamError,
   type UpstreamIdentity,
   type UpstreamTokens,
@@ -19,14 +21,16 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
   const web = config.issuer.replace(/\/+$/, "");
   const api = (config.apiUrl ?? "https://api.github.com").replace(/\/+$/, "");
 
-  async function call(url: string, init: RequestInit): Promise<Response> {
+  /** `caller`: the caller's signal, when it can give up (a tool call); see callSignal. */
+  async function call(url: string, init: RequestInit, caller?: AbortSignal): Promise<Response> {
     try {
       return await fetch(url, {
         ...init,
-        signal: AbortSignal.timeout(config.timeoutMs),
+        signal: callSignal(config.timeoutMs, caller),
         redirect: "error",
       });
     } catch (error) {
+      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
       const timedOut = error instanceof Error && error.name === "TimeoutError";
       throw new UpstreamError(
         "unavailable",
@@ -35,11 +39,12 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
     }
   }
 
-  async function json(response: Response, what: string): Promise<unknown> {
+  async function json(response: Response, what: string, caller?: AbortSignal): Promise<unknown> {
     let text: string;
     try {
       text = await response.text();
     } catch {
+      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
       // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
       throw new UpstreamError("unavailable", `${what}: GitHub's answer was cut off`);
     }
@@ -53,16 +58,27 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
     }
   }
 
-  async function tokenRequest(form: URLSearchParams, what: string): Promise<UpstreamTokens> {
+  async function tokenRequest(
+    form: URLSearchParams,
+    what: string,
+    caller?: AbortSignal,
+  ): Promise<UpstreamTokens> {
     form.set("client_id", config.clientId);
     form.set("client_secret", config.clientSecret ?? "");
-    const response = await call(`${web}/login/oauth/access_token`, {
-      method: "POST",
-      // Without Accept: application/json GitHub answers form-encoded.
-      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-      body: form,
-    });
-    const body = (await json(response, what)) as Record<string, unknown>;
+    const response = await call(
+      `${web}/login/oauth/access_token`,
+      {
+        method: "POST",
+        // Without Accept: application/json GitHub answers form-encoded.
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          accept: "application/json",
+        },
+        body: form,
+      },
+      caller,
+    );
+    const body = (await json(response, what, caller)) as Record<string, unknown>;
     // GitHub reports OAuth errors with status 200 and an `error` field.
     if (!response.ok || typeof body.error === "string") {
       const error = typeof body.error === "string" ? body.error : "unknown_error";
@@ -84,15 +100,19 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
     return tokens;
   }
 
-  async function apiGet(path: string, accessToken: string): Promise<unknown> {
-    const response = await call(`${api}${path}`, {
-      headers: {
-        authorization: `Bearer ${accessToken}`,
-        accept: "application/vnd.github+json",
-        "x-github-api-version": "2022-11-28",
-        "user-agent": "mcp-oauth-server",
+  async function apiGet(path: string, accessToken: string, caller?: AbortSignal) {
+    const response = await call(
+      `${api}${path}`,
+      {
+        headers: {
+          authorization: `Bearer ${accessToken}`,
+          accept: "application/vnd.github+json",
+          "x-github-api-version": "2022-11-28",
+          "user-agent": "mcp-oauth-server",
+        },
       },
-    });
+      caller,
+    );
     if (!response.ok) {
       await response.body?.cancel();
       throw new UpstreamError(
@@ -101,7 +121,7 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
         response.status === 401 ? "invalid_token" : undefined,
       );
     }
-    return json(response, path);
+    return json(response, path, caller);
   }
 
   async function identify(tokens: UpstreamTokens): Promise<UpstreamIdentity> {
@@ -146,10 +166,11 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
       return { identity: await identify(tokens), tokens };
     },
 
-    async refresh(refreshToken) {
+    async refresh(refreshToken, signal) {
       return tokenRequest(
         new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken }),
         "refresh",
+        signal,
       );
     },
 
@@ -180,8 +201,8 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
       }
     },
 
-    async userinfo(accessToken) {
-      return (await apiGet("/user", accessToken)) as Record<string, unknown>;
+    async userinfo(accessToken, signal) {
+      return (await apiGet("/user", accessToken, signal)) as Record<string, unknown>;
     },
   };
 }

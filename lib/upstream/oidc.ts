@@ -1,10 +1,13 @@
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from "jose";
 import type { UpstreamConfig } from "../config.js";
 import {
+  callSignal,
   type Upstream,
+  UpstreamAbortedError,
   UpstreamError,
   type UpstreamIdentity,
   type UpstreamTokens,
+  untilAborted,
 } from "./types.js";
 
 /** The parts of an OpenID Provider's discovery document we use (OIDC Discovery §3). */
@@ -30,12 +33,20 @@ const sameIssuer = (a: string, b: string) => a.replace(/\/+$/, "") === b.replace
  * expiry), refresh and revocation where offered.
  */
 export function createOidcUpstream(config: UpstreamConfig): Upstream {
-  const timeout = () => AbortSignal.timeout(config.timeoutMs);
-
-  async function call(url: string, init: RequestInit = {}): Promise<Response> {
+  /** `caller`: the caller's signal, when it can give up (a tool call); see callSignal. */
+  async function call(
+    url: string,
+    init: RequestInit = {},
+    caller?: AbortSignal,
+  ): Promise<Response> {
     try {
-      return await fetch(url, { ...init, signal: timeout(), redirect: "error" });
+      return await fetch(url, {
+        ...init,
+        signal: callSignal(config.timeoutMs, caller),
+        redirect: "error",
+      });
     } catch (error) {
+      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
       const name = error instanceof Error ? error.name : "";
       throw new UpstreamError(
         "unavailable",
@@ -46,11 +57,16 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
     }
   }
 
-  async function readJson(response: Response, what: string): Promise<Record<string, unknown>> {
+  async function readJson(
+    response: Response,
+    what: string,
+    caller?: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     let text: string;
     try {
       text = await response.text();
     } catch {
+      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
       // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
       throw new UpstreamError("unavailable", `${what}: the identity provider's answer was cut off`);
     }
@@ -117,15 +133,20 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
     return { authorization: `Basic ${basic}` };
   }
 
-  async function tokenRequest(form: URLSearchParams, what: string) {
-    const meta = await discover();
+  async function tokenRequest(form: URLSearchParams, what: string, caller?: AbortSignal) {
+    // The discovery is shared with other calls: the caller stops waiting, it goes on.
+    const meta = await untilAborted(discover(), caller);
     const headers = {
       "content-type": "application/x-www-form-urlencoded",
       accept: "application/json",
       ...clientAuth(meta, form),
     };
-    const response = await call(meta.token_endpoint, { method: "POST", headers, body: form });
-    const body = await readJson(response, what);
+    const response = await call(
+      meta.token_endpoint,
+      { method: "POST", headers, body: form },
+      caller,
+    );
+    const body = await readJson(response, what, caller);
     if (!response.ok) {
       const error = typeof body.error === "string" ? body.error : "unknown_error";
       throw new UpstreamError(
@@ -180,14 +201,19 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
     }
   }
 
-  async function userinfo(accessToken: string): Promise<Record<string, unknown>> {
-    const meta = await discover();
+  async function userinfo(
+    accessToken: string,
+    caller?: AbortSignal,
+  ): Promise<Record<string, unknown>> {
+    const meta = await untilAborted(discover(), caller);
     if (!meta.userinfo_endpoint) {
       throw new UpstreamError("invalid", "the provider has no userinfo endpoint");
     }
-    const response = await call(meta.userinfo_endpoint, {
-      headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" },
-    });
+    const response = await call(
+      meta.userinfo_endpoint,
+      { headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" } },
+      caller,
+    );
     if (!response.ok) {
       throw new UpstreamError(
         response.status >= 500 ? "unavailable" : "rejected",
@@ -195,7 +221,7 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
         response.status === 401 ? "invalid_token" : undefined,
       );
     }
-    return readJson(response, "userinfo");
+    return readJson(response, "userinfo", caller);
   }
 
   return {
@@ -236,12 +262,12 @@ export function createOidcUpstream(config: UpstreamConfig): Upstream {
       return { identity, tokens };
     },
 
-    async refresh(refreshToken) {
+    async refresh(refreshToken, signal) {
       const form = new URLSearchParams({
         grant_type: "refresh_token",
         refresh_token: refreshToken,
       });
-      const { tokens } = await tokenRequest(form, "refresh");
+      const { tokens } = await tokenRequest(form, "refresh", signal);
       // Providers that do not rotate refresh tokens omit them from the response (RFC 6749 §6).
       tokens.refreshToken ??= refreshToken;
       return tokens;

@@ -19,7 +19,8 @@ export interface Upstream {
     /** The `iss` parameter of the callback, when the provider sent one (RFC 9207). */
     iss?: string;
   }): Promise<{ identity: UpstreamIdentity; tokens: UpstreamTokens }>;
-  refresh(refreshToken: string): Promise<UpstreamTokens>;
+  /** `signal`: the caller's, e.g. a cancelled tool call; it ends the call with `UpstreamAbortedError`. */
+  refresh(refreshToken: string, signal?: AbortSignal): Promise<UpstreamTokens>;
   /**
    * Ends, at the provider, the session of ONE of our grants (where the provider offers
    * revocation; otherwise does nothing). Each provider picks which of the tokens to send: the
@@ -27,7 +28,7 @@ export interface Upstream {
    * other MCP clients hold grants of their own on the same upstream app.
    */
   revoke(tokens: UpstreamTokens): Promise<void>;
-  userinfo(accessToken: string): Promise<Record<string, unknown>>;
+  userinfo(accessToken: string, signal?: AbortSignal): Promise<Record<string, unknown>>;
 }
 
 export interface UpstreamIdentity {
@@ -62,4 +63,44 @@ export class UpstreamError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The caller gave up (its AbortSignal fired: the MCP client cancelled the tool call or went
+ * away): not a failure of the provider, so never reported as one.
+ */
+export class UpstreamAbortedError extends Error {
+  override name = "UpstreamAbortedError";
+  constructor(reason?: unknown) {
+    super("the call to the identity provider was cancelled by its caller", { cause: reason });
+  }
+}
+
+/** The provider call's own timeout and, when given, the caller's signal: the first ends it. */
+export function callSignal(timeoutMs: number, caller?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return caller ? AbortSignal.any([timeout, caller]) : timeout;
+}
+
+/**
+ * Waits for `work` until the caller aborts. The work itself goes on: it is shared with other
+ * callers (a discovery, a registration) and one caller's abort must not fail theirs.
+ */
+export function untilAborted<T>(work: Promise<T>, caller?: AbortSignal): Promise<T> {
+  if (!caller) return work;
+  if (caller.aborted) return Promise.reject(new UpstreamAbortedError(caller.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new UpstreamAbortedError(caller.reason));
+    caller.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        caller.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        caller.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -1,22 +1,21 @@
-import { completable } from "@modelcontextprotocol/sdk/server/completable.js";
-import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import {
   type CallToolResult,
-  CreateMessageResultSchema,
+  completable,
   type ElicitRequestFormParams,
   type ElicitResult,
-  ElicitResultSchema,
-  type ServerNotification,
-  type ServerRequest,
-} from "@modelcontextprotocol/sdk/types.js";
+  McpServer,
+  ResourceTemplate,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
 import { z } from "zod";
+import { registerModernScenarioFixtures, verifyRequestState } from "./fixture-modern.js";
 
 /**
  * The tools, resources, prompts and completions that the MCP conformance suite's server
- * scenarios call by name (@modelcontextprotocol/conformance 0.2.0-alpha.12, spec 2025-11-25),
- * with the values each scenario checks. Built as an ordinary `McpServer`, the way our own
- * server is, so the suite exercises our handler and the SDK as deployed.
+ * scenarios call by name (@modelcontextprotocol/conformance 0.2.0-alpha.12, spec 2025-11-25
+ * here, the 2026-07-28 additions in fixture-modern.ts), with the values each scenario checks.
+ * Built as an ordinary v2 `McpServer`, the way our own server is (lib/mcp/handler.ts), so the
+ * suite exercises our handler and the SDK as deployed, in both protocol eras.
  */
 
 /** A 1x1 red pixel. */
@@ -27,9 +26,10 @@ const RED_PIXEL_PNG =
 const SILENT_WAV = "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==";
 
 /**
- * How long a tool waits for the client's answer to a server-to-client request. In our stateless
- * JSON mode none ever comes (see server-baseline.json); waiting less than the SDK's 60 s default
- * keeps those scenarios well inside the suite's 30 s scenario timeout.
+ * How long a tool waits for the client's answer to a server-to-client request. On a stateless
+ * server the answer arrives as a new POST, which a fresh server instance receives, so it never
+ * reaches the waiting one; waiting less than the SDK's 60 s default keeps those scenarios well
+ * inside the suite's 30 s scenario timeout.
  */
 const CLIENT_REQUEST_TIMEOUT_MS = 1_000;
 
@@ -38,9 +38,9 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const text = (value: string): CallToolResult => ({ content: [{ type: "text", text: value }] });
 
 /**
- * json_schema_2020_12_tool's input. The SDK renders zod as draft-07 (`definitions`, no `$defs`)
- * and zod has no builder for if/then/else, so those 2020-12 keywords are attached as metadata,
- * which zod copies into the generated JSON Schema. `address` keeps its inline shape beside the
+ * json_schema_2020_12_tool's input. The SDK renders zod as JSON Schema 2020-12, but zod has no
+ * builder for a named `$defs` entry with an `$anchor` or for if/then/else, so those keywords are
+ * attached as metadata, which zod copies into the generated JSON Schema. `address` keeps its inline shape beside the
  * `$ref` (2020-12 allows siblings) so that zod still validates it.
  */
 const addressShape = { street: z.string().optional(), city: z.string().optional() };
@@ -53,7 +53,6 @@ const contactInput = z
     email: z.string().optional(),
   })
   .meta({
-    $schema: "https://json-schema.org/draft/2020-12/schema",
     $defs: {
       address: {
         $anchor: "addressDef",
@@ -125,12 +124,27 @@ const sep1330Schema: ElicitRequestFormParams["requestedSchema"] = {
 export function createConformanceServer(): McpServer {
   const server = new McpServer(
     { name: "conformance-fixture", version: "0.1.0" },
-    // Tools, resources, prompts and completions declare themselves as they are registered.
-    { capabilities: { logging: {} } },
+    {
+      // Tools, resources, prompts and completions declare themselves as they are registered.
+      // `logging` stays for the 2025-era scenarios; on 2026-07-28 requests the SDK sends log
+      // messages only when the request asked for them (`_meta` logLevel).
+      capabilities: { logging: {} },
+      // MCP 2026-07-28 basic/patterns/mrtr: an echoed requestState is checked (signature, TTL,
+      // binding) before any handler runs; a bad one is answered -32602.
+      requestState: { verify: verifyRequestState },
+    },
   );
   registerTools(server);
+  registerModernScenarioFixtures(server);
   registerResources(server);
   registerPrompts(server);
+  // As lib/mcp/handler.ts does for our server: a stateless server has no stream to announce list
+  // changes on, so it promises none, and `subscriptions/listen` is acknowledged and closed.
+  server.server.registerCapabilities({
+    tools: { listChanged: false },
+    resources: { listChanged: false },
+    prompts: { listChanged: false },
+  });
   return server;
 }
 
@@ -197,19 +211,14 @@ function registerTools(server: McpServer): void {
   server.registerTool(
     "test_tool_with_logging",
     { description: "Sends three info log messages while it runs." },
-    async (extra) => {
-      // On the call's own response stream: server.sendLoggingMessage would use the standalone
-      // GET stream, which a stateless server does not have.
-      const log = (data: string) =>
-        extra.sendNotification({
-          method: "notifications/message",
-          params: { level: "info", data },
-        });
-      await log("Tool execution started");
+    async (ctx) => {
+      // On the call's own response stream (a stateless server has no other). A 2026-07-28
+      // request gets them only if its `_meta` asked for a log level; the SDK filters.
+      await ctx.mcpReq.log("info", "Tool execution started");
       await delay(50);
-      await log("Tool processing data");
+      await ctx.mcpReq.log("info", "Tool processing data");
       await delay(50);
-      await log("Tool execution completed");
+      await ctx.mcpReq.log("info", "Tool execution completed");
       return text("Tool with logging executed successfully");
     },
   );
@@ -217,12 +226,12 @@ function registerTools(server: McpServer): void {
   server.registerTool(
     "test_tool_with_progress",
     { description: "Reports progress 0, 50 and 100 of 100 when given a progress token." },
-    async (extra) => {
-      const progressToken = extra._meta?.progressToken;
+    async (ctx) => {
+      const progressToken = ctx.mcpReq._meta?.progressToken;
       for (const progress of [0, 50, 100]) {
         if (progress > 0) await delay(50);
         if (progressToken !== undefined) {
-          await extra.sendNotification({
+          await ctx.mcpReq.notify({
             method: "notifications/progress",
             params: { progressToken, progress, total: 100 },
           });
@@ -232,14 +241,17 @@ function registerTools(server: McpServer): void {
     },
   );
 
+  // The four tools below belong to 2025-era scenarios: a server-to-client request on the call's
+  // own SSE stream (2025-11-25 basic/transports). The 2026-07-28 scenarios ask for input through
+  // `input_required` results instead (fixture-modern.ts).
   server.registerTool(
     "test_sampling",
     {
       description: "Asks the client's model to answer a prompt (sampling/createMessage).",
-      inputSchema: { prompt: z.string().describe("The prompt to send to the LLM") },
+      inputSchema: z.object({ prompt: z.string().describe("The prompt to send to the LLM") }),
     },
-    async ({ prompt }, extra) => {
-      const result = await extra.sendRequest(
+    async ({ prompt }, ctx) => {
+      const result = await ctx.mcpReq.send(
         {
           method: "sampling/createMessage",
           params: {
@@ -247,11 +259,10 @@ function registerTools(server: McpServer): void {
             maxTokens: 100,
           },
         },
-        CreateMessageResultSchema,
         { timeout: CLIENT_REQUEST_TIMEOUT_MS },
       );
-      const answer = result.content.type === "text" ? result.content.text : result.content.type;
-      return text(`LLM response: ${answer}`);
+      const content = Array.isArray(result.content) ? result.content[0] : result.content;
+      return text(`LLM response: ${content?.type === "text" ? content.text : content?.type}`);
     },
   );
 
@@ -259,10 +270,10 @@ function registerTools(server: McpServer): void {
     "test_elicitation",
     {
       description: "Asks the user for a user name and email (elicitation/create).",
-      inputSchema: { message: z.string().describe("The message to show the user") },
+      inputSchema: z.object({ message: z.string().describe("The message to show the user") }),
     },
-    async ({ message }, extra) => {
-      const result = await elicitForm(extra, message, {
+    async ({ message }, ctx) => {
+      const result = await elicitForm(ctx, message, {
         type: "object",
         properties: {
           username: { type: "string", description: "User's response" },
@@ -279,7 +290,7 @@ function registerTools(server: McpServer): void {
   server.registerTool(
     "test_elicitation_sep1034_defaults",
     { description: "Elicits one field of each primitive type, each with a default (SEP-1034)." },
-    async (extra) => formElicitationResult(await elicitForm(extra, FORM_MESSAGE, sep1034Schema)),
+    async (ctx) => formElicitationResult(await elicitForm(ctx, FORM_MESSAGE, sep1034Schema)),
   );
 
   server.registerTool(
@@ -288,7 +299,7 @@ function registerTools(server: McpServer): void {
       description:
         "Elicits the five enum forms: untitled, titled, legacy, and both multi-selects (SEP-1330).",
     },
-    async (extra) => formElicitationResult(await elicitForm(extra, FORM_MESSAGE, sep1330Schema)),
+    async (ctx) => formElicitationResult(await elicitForm(ctx, FORM_MESSAGE, sep1330Schema)),
   );
 
   server.registerTool(
@@ -301,8 +312,8 @@ function registerTools(server: McpServer): void {
     "test_reconnection",
     {
       description:
-        "In servers with SSE responses, closes the stream mid-call for the client to resume; " +
-        "this server answers with JSON, so it just returns.",
+        "In servers with resumable SSE, closes the stream mid-call for the client to resume; " +
+        "a stateless server keeps no events to resume from, so this one just returns.",
     },
     async () => text("Reconnection test completed"),
   );
@@ -310,15 +321,20 @@ function registerTools(server: McpServer): void {
 
 const FORM_MESSAGE = "Please review and update the form";
 
-/** elicitation/create on the tool call's own response stream, where a stateful server sends it. */
+/**
+ * elicitation/create on the tool call's own response stream, where a 2025-era server sends it.
+ * The raw `send`, not `ctx.mcpReq.elicitInput` or an `inputRequired` result: those first check
+ * the client's declared capabilities, which a per-request server never learns (the client
+ * declared them in an `initialize` that another instance answered), so they would refuse
+ * without sending anything.
+ */
 function elicitForm(
-  extra: RequestHandlerExtra<ServerRequest, ServerNotification>,
+  ctx: ServerContext,
   message: string,
   requestedSchema: ElicitRequestFormParams["requestedSchema"],
 ): Promise<ElicitResult> {
-  return extra.sendRequest(
+  return ctx.mcpReq.send(
     { method: "elicitation/create", params: { mode: "form", message, requestedSchema } },
-    ElicitResultSchema,
     { timeout: CLIENT_REQUEST_TIMEOUT_MS },
   );
 }
@@ -391,12 +407,12 @@ function registerPrompts(server: McpServer): void {
     "test_prompt_with_arguments",
     {
       description: "A prompt with two arguments; arg1 has completions.",
-      argsSchema: {
+      argsSchema: z.object({
         arg1: completable(z.string().describe("First test argument"), (value) =>
           ["paris", "park", "party", "test", "testing"].filter((v) => v.startsWith(value)),
         ),
         arg2: z.string().describe("Second test argument"),
-      },
+      }),
     },
     ({ arg1, arg2 }) => ({
       messages: [
@@ -412,7 +428,7 @@ function registerPrompts(server: McpServer): void {
     "test_prompt_with_embedded_resource",
     {
       description: "A prompt embedding the resource it is given.",
-      argsSchema: { resourceUri: z.string().describe("URI of the resource to embed") },
+      argsSchema: z.object({ resourceUri: z.string().describe("URI of the resource to embed") }),
     },
     ({ resourceUri }) => ({
       messages: [

@@ -1,7 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDevIdentityProvider } from "../../lib/dev/idp.js";
 import { createRouter } from "../../lib/dev/routes.js";
 import { type DevServer, startDevServer } from "../../lib/dev/server.js";
 
@@ -71,6 +73,27 @@ export async function POST(request) { return new Response("posted " + (await req
 });
 
 afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+/**
+ * One raw HTTP/1.1 request, written as is: node:http and fetch always send an origin-form
+ * target, and an attacker's client need not. Resolves with the status and the body.
+ */
+function rawRequest(port: number, head: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let data = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      data += chunk;
+    });
+    socket.on("end", () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0);
+      resolve({ status, body: data.slice(data.indexOf("\r\n\r\n") + 4) });
+    });
+    socket.on("error", reject);
+    socket.write(`${head}\r\nConnection: close\r\n\r\n`);
+  });
+}
 
 describe("routes from vercel.json", () => {
   it("lists api/ functions as Vercel does", () => {
@@ -171,6 +194,40 @@ describe("local runner", () => {
     expect(status).toBe(403);
   });
 
+  it("builds the URL from Host and path only: an absolute-form target for another authority is 400 (issue #19)", async () => {
+    const host = `localhost:${server.port}`;
+    // RFC 9112 §3.2.2: a server takes the authority from an absolute-form target. The runner
+    // used to, and answered as another loopback port: metadata for an origin it is not.
+    for (const target of [
+      `http://localhost:${server.port + 1}/.well-known/oauth-protected-resource/mcp`,
+      `http://127.0.0.1:${server.port}/.well-known/oauth-protected-resource/mcp`,
+      `http://evil.example/.well-known/oauth-protected-resource/mcp`,
+      `https://${host}/.well-known/oauth-protected-resource/mcp`,
+      `*`,
+    ]) {
+      const reply = await rawRequest(server.port, `GET ${target} HTTP/1.1\r\nHost: ${host}`);
+      expect(reply.status, target).toBe(400);
+      expect(reply.body, target).not.toContain('"fn"');
+    }
+    // The same authority in absolute form is the same request.
+    const same = await rawRequest(
+      server.port,
+      `GET http://${host}/.well-known/oauth-protected-resource/mcp?x=1 HTTP/1.1\r\nHost: ${host}`,
+    );
+    expect(same.status).toBe(200);
+    // The body is chunked; its JSON is on one line.
+    expect(same.body).toContain('"fn":"prm"');
+    expect(same.body).toContain('"path":"/.well-known/oauth-protected-resource/mcp"');
+    expect(same.body).toContain('"query":{"x":"1","resource":"mcp"}');
+    // An origin-form path that starts with // names a path, not a host.
+    const slashes = await rawRequest(
+      server.port,
+      `GET //evil.example/mcp HTTP/1.1\r\nHost: ${host}`,
+    );
+    expect(slashes.status).toBe(404);
+    expect(slashes.body).toContain("No route for //evil.example/mcp");
+  });
+
   it("refuses a loopback Host naming another port", async () => {
     const { request } = await import("node:http");
     const status = await new Promise<number>((resolve, reject) => {
@@ -190,5 +247,37 @@ describe("local runner", () => {
       req.end();
     });
     expect(status).toBe(403);
+  });
+});
+
+describe("development identity provider", () => {
+  it("refuses a Host that is not its own loopback host and port (DNS rebinding, issue #19)", async () => {
+    const idp = await startDevIdentityProvider({
+      redirectUris: ["http://localhost:3000/callback"],
+    });
+    try {
+      const port = Number(new URL(idp.issuer).port);
+      const discovery = "/.well-known/openid-configuration";
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+        const reply = await rawRequest(port, `GET ${discovery} HTTP/1.1\r\nHost: ${host}`);
+        expect(reply.status, host).toBe(200);
+        expect(reply.body, host).toContain(`"issuer":"${idp.issuer}"`);
+      }
+      // A rebound name resolves to 127.0.0.1 but sends its own Host; so does another port.
+      for (const head of [
+        `GET ${discovery} HTTP/1.1\r\nHost: rebind.evil.example:${port}`,
+        `GET ${discovery} HTTP/1.1\r\nHost: rebind.evil.example`,
+        `GET ${discovery} HTTP/1.1\r\nHost: localhost:${port + 1}`,
+        `GET ${discovery} HTTP/1.1\r\nHost: localhost`,
+        `GET /interaction/abc HTTP/1.1\r\nHost: rebind.evil.example:${port}`,
+        `GET ${discovery} HTTP/1.0`,
+      ]) {
+        const reply = await rawRequest(port, head);
+        expect(reply.status, head).toBe(400);
+        expect(reply.body, head).not.toContain("authorization_endpoint");
+      }
+    } finally {
+      await idp.close();
+    }
   });
 });

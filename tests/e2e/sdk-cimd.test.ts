@@ -4,6 +4,11 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+  UnauthorizedError as UnauthorizedErrorV2,
+} from "@modelcontextprotocol/client";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -11,6 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestBrowser } from "../fixtures/browser.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 import { InMemoryOAuthProvider } from "../fixtures/sdk-oauth-client.js";
+import {
+  type RecordedExchange,
+  recordingFetch,
+  V2InMemoryOAuthProvider,
+} from "../fixtures/sdk-v2-oauth-client.js";
 
 /**
  * The SDK client identifying itself by a Client ID Metadata Document instead of registering:
@@ -117,6 +127,42 @@ describe.skipIf(!hasOpenssl())("the SDK client with a Client ID Metadata Documen
     } finally {
       await client.close();
     }
-    expect(runner.output()).not.toMatch(/POST \/register/);
+    // The request log line of a registration, had there been one: none, the URL is the client.
+    expect(runner.output()).toMatch(/"method":"POST","path":"\/token"/);
+    expect(runner.output()).not.toMatch(/"method":"POST","path":"\/register"/);
+  });
+
+  it("the v2 SDK client (2026-07-28) signs in with the same document, without registering", async () => {
+    // v2's provider takes the document URL the same way (`clientMetadataUrl`), and uses it as
+    // client_id when the metadata says client_id_metadata_document_supported (SEP-991).
+    const provider = Object.assign(new V2InMemoryOAuthProvider(REDIRECT), {
+      clientMetadataUrl: documentUrl,
+    });
+    const exchanges: RecordedExchange[] = [];
+    const url = new URL(runner.mcpUrl);
+    const client = () =>
+      new ClientV2({ name: "cimd-v2", version: "1" }, { versionNegotiation: { mode: "auto" } });
+    const transport = () =>
+      new TransportV2(url, { authProvider: provider, fetch: recordingFetch(exchanges) });
+    const first = transport();
+    await expect(client().connect(first)).rejects.toBeInstanceOf(UnauthorizedErrorV2);
+    expect(provider.lastAuthorizationUrl?.searchParams.get("client_id")).toBe(documentUrl);
+    const back = await new TestBrowser().authorize(String(provider.lastAuthorizationUrl), {
+      username: "erin",
+      stopAt: REDIRECT,
+    });
+    await first.finishAuth(back.searchParams);
+
+    const signedIn = client();
+    await signedIn.connect(transport());
+    try {
+      expect(signedIn.getProtocolEra()).toBe("modern");
+      const me = await signedIn.callTool({ name: "whoami", arguments: {} });
+      expect(me.structuredContent).toMatchObject({ subject: "erin", clientId: documentUrl });
+    } finally {
+      await signedIn.close();
+    }
+    expect(exchanges.some((e) => e.path === "/register")).toBe(false);
+    expect(exchanges.some((e) => e.path === "/token" && e.status === 200)).toBe(true);
   });
 });

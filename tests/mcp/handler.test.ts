@@ -1,12 +1,14 @@
 import { createHash } from "node:crypto";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { LATEST_PROTOCOL_VERSION } from "@modelcontextprotocol/sdk/types.js";
+import { McpServer } from "@modelcontextprotocol/server";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { createMcpHandler, handleMcpRequest } from "../../lib/mcp/handler.js";
 import { testAccessToken, testConfig } from "../fixtures/config.js";
 import { readJsonRpc, sseMessages } from "../fixtures/jsonrpc.js";
 
 const ENDPOINT = "http://localhost:3000/mcp";
+/** These cases speak the 2025 era (initialize, no `_meta` envelope): its newest revision. */
+const LATEST_PROTOCOL_VERSION = "2025-11-25";
 const config = testConfig({
   MCP_MAX_BODY_BYTES: "4096",
   MCP_ALLOWED_ORIGINS: "https://app.example",
@@ -131,10 +133,14 @@ describe("/mcp protocol", () => {
     );
   });
 
-  it("answers an unknown tool with a tool error, not a crash", async () => {
-    const result = await callTool("no_such_tool", {});
-    expect(result.isError).toBe(true);
-    expect(result.content[0]?.text).toMatch(/no_such_tool not found/);
+  it("answers an unknown tool with JSON-RPC -32602, not a crash (MCP server/tools, error handling)", async () => {
+    const { response, json } = await call(
+      rpc("tools/call", { name: "no_such_tool", arguments: {} }, 7),
+    );
+    expect(response.status).toBe(200);
+    expect(json.id).toBe(7);
+    expect(json.error.code).toBe(-32602);
+    expect(json.error.message).toMatch(/no_such_tool not found/);
   });
 
   it("answers invalid tool arguments with a validation error naming the problem", async () => {
@@ -311,16 +317,16 @@ describe("/mcp streaming and capabilities", () => {
           { name: "progress-test", version: "1" },
           { capabilities: { logging: {} } },
         );
-        server.registerTool("slow", { inputSchema: {} }, async (_args, extra) => {
-          const progressToken = extra._meta?.progressToken;
+        server.registerTool("slow", { inputSchema: z.object({}) }, async (_args, ctx) => {
+          const progressToken = ctx.mcpReq._meta?.progressToken;
           if (progressToken !== undefined) {
-            await extra.sendNotification({
+            await ctx.mcpReq.notify({
               method: "notifications/progress",
               params: { progressToken, progress: 1, total: 2 },
             });
           }
           // Request-related: sent on this request's stream (server.sendLoggingMessage is not).
-          await extra.sendNotification({
+          await ctx.mcpReq.notify({
             method: "notifications/message",
             params: { level: "info", data: "halfway" },
           });
@@ -370,7 +376,7 @@ describe("/mcp JSON-RPC batches (issue #11, F7)", () => {
       authenticate: async () => ({ ok: true }),
       createServer: () => {
         const server = new McpServer({ name: "batch-test", version: "1" });
-        server.registerTool("count", { inputSchema: {} }, async () => {
+        server.registerTool("count", { inputSchema: z.object({}) }, async () => {
           calls.count++;
           return { content: [{ type: "text", text: String(calls.count) }] };
         });

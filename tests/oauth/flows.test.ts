@@ -309,6 +309,60 @@ describe("consent", () => {
     const other = await h.register();
     expect((await browser.request(h.authorizeUrl(other).url)).status).toBe(200);
   });
+
+  it("remembers the approved scopes: a step-up asks again, and approving it remembers the union (issue #19)", async () => {
+    const stepUp = await h.register();
+    const browser = h.browser();
+    const status = async (scope: string) =>
+      (await browser.request(h.authorizeUrl(stepUp, { scope }).url)).status;
+    await browser.authorize(h.authorizeUrl(stepUp, { scope: "mcp:tools" }).url, {
+      remember: true,
+      stopAt: CLIENT_REDIRECT,
+    });
+    expect(await status("mcp:tools")).toBe(303);
+    // More than was approved: the page again, with the new scope on it.
+    const page = await browser.request(
+      h.authorizeUrl(stepUp, { scope: "mcp:tools offline_access" }).url,
+    );
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("(offline_access)");
+    // Approved without "Don't ask again": the earlier approval stays as it was.
+    await browser.authorize(h.authorizeUrl(stepUp, { scope: "mcp:tools offline_access" }).url, {
+      stopAt: CLIENT_REDIRECT,
+    });
+    expect(await status("mcp:tools offline_access")).toBe(200);
+    expect(await status("mcp:tools")).toBe(303);
+    // Approved with it: both scopes now, and each alone, go straight to the provider.
+    await browser.authorize(h.authorizeUrl(stepUp, { scope: "mcp:tools offline_access" }).url, {
+      remember: true,
+      stopAt: CLIENT_REDIRECT,
+    });
+    expect(await status("mcp:tools offline_access")).toBe(303);
+    expect(await status("offline_access mcp:tools")).toBe(303);
+    expect(await status("offline_access")).toBe(303);
+    expect(await status("mcp:tools")).toBe(303);
+  });
+
+  it("says how long the client stays connected, whether or not it asked for offline_access (issue #19, R5)", async () => {
+    const page = async (c: RegisteredClient, scope: string) =>
+      (await h.fetch(h.authorizeUrl(c, { scope }).url)).text();
+    // Registered for refresh_token: a refresh token comes with or without offline_access, so
+    // the page says so in both cases (REFRESH_TOKEN_TTL, 30 days by default).
+    for (const scope of ["mcp:tools", "mcp:tools offline_access"]) {
+      expect(await page(client, scope)).toContain(
+        "<dt>How long</dt>\n<dd>Up to 30 days without asking you again</dd>",
+      );
+    }
+    const { code, verifier } = await h.login(client, { scope: "mcp:tools" });
+    const issued = await exchange(code, verifier);
+    expect(issued.body.scope).toBe("mcp:tools");
+    expect(issued.body.refresh_token).toEqual(expect.any(String));
+    // Not registered for it: one access token (ACCESS_TOKEN_TTL, an hour by default).
+    const noRefresh = await h.register({ grant_types: ["authorization_code"] });
+    expect(await page(noRefresh, "mcp:tools offline_access")).toContain(
+      "<dd>Up to 1 hour without asking you again</dd>",
+    );
+  });
 });
 
 describe("callback", () => {

@@ -10,7 +10,7 @@ import { deploymentSecrets } from "../../lib/oauth/deployment-secrets.js";
 import { type OAuthDeps, staticClientMap } from "../../lib/oauth/deps.js";
 import { handleAuthorizationServerMetadata } from "../../lib/oauth/metadata.js";
 import { handleRegister } from "../../lib/oauth/register.js";
-import { createUpstreamState, hostMatches } from "../../lib/oauth/relay.js";
+import { createUpstreamState, encodeUpstreamState, hostMatches } from "../../lib/oauth/relay.js";
 import { handleToken } from "../../lib/oauth/token.js";
 import { MemoryStore } from "../../lib/store/memory.js";
 import { prefixed } from "../../lib/store/prefixed.js";
@@ -86,7 +86,11 @@ beforeAll(async () => {
   deployments.set(PRODUCTION, deployment({ PUBLIC_URL: PRODUCTION }, "mcp:prod:", shared));
   deployments.set(
     PREVIEW,
-    deployment({ VERCEL_ENV: "preview", VERCEL_URL: PREVIEW_HOST }, "mcp:preview:feature:", shared),
+    deployment(
+      { VERCEL_ENV: "preview", VERCEL_GIT_COMMIT_REF: "feature", VERCEL_URL: PREVIEW_HOST },
+      "mcp:preview:feature:",
+      shared,
+    ),
   );
 });
 afterAll(() => idp.close());
@@ -223,6 +227,31 @@ describe("callback relay for preview deployments", () => {
     }
   });
 
+  it("refuses a signed state whose origin is not exactly an http(s) origin, never with a 500 (issue #19)", async () => {
+    // Every preview holds the relay key, so a relay state's origin is input: one that did not
+    // parse threw from the relay (a 500), one with a path was relayed.
+    const secrets = deployments.get(PRODUCTION)?.deps.secrets;
+    if (!secrets) throw new Error("no production deployment");
+    const e = Math.floor(Date.now() / 1000) + 600;
+    for (const o of [
+      "not a url",
+      "",
+      "javascript:alert(1)",
+      `${PREVIEW}/elsewhere`,
+      `${PREVIEW}/`,
+      `https://user:pass@${PREVIEW_HOST}`,
+      `https://${PREVIEW_HOST}:443`,
+    ]) {
+      const state = encodeUpstreamState(secrets, { o, n: "x", e });
+      const response = await route(
+        `${PRODUCTION}/callback?code=x&state=${encodeURIComponent(state)}`,
+        { redirect: "manual" },
+      );
+      expect(response.status, o).toBe(400);
+      expect(response.headers.get("location"), o).toBeNull();
+    }
+  });
+
   it("matches host patterns within one label only", () => {
     const patterns = ["my-mcp-*-acme.vercel.app"];
     expect(hostMatches("my-mcp-git-feature-acme.vercel.app", patterns)).toBe(true);
@@ -250,30 +279,95 @@ describe("public URL per deployment", () => {
     VERCEL_PROJECT_PRODUCTION_URL: "mcp.acme.com",
   };
 
+  const preview = {
+    ...vercel,
+    VERCEL_ENV: "preview",
+    VERCEL_GIT_COMMIT_REF: "feature",
+    VERCEL_URL: "my-mcp-def456-acme.vercel.app",
+    VERCEL_BRANCH_URL: "my-mcp-git-feature-acme.vercel.app",
+  };
+
+  // Production answers only on names that move on to the next production deployment; its
+  // generated URL is immutable, so answering there would keep every old production build, with
+  // its old keys and code, serving for ever (issue #19, D2).
   it.each([
     ["https://mcp.acme.com/.well-known/oauth-authorization-server", "https://mcp.acme.com"],
     [
       "https://my-mcp-git-main-acme.vercel.app/.well-known/oauth-authorization-server",
       "https://my-mcp-git-main-acme.vercel.app",
     ],
-    [
-      "https://my-mcp-abc123-acme.vercel.app/.well-known/oauth-authorization-server",
-      "https://my-mcp-abc123-acme.vercel.app",
-    ],
+    ["https://my-mcp-abc123-acme.vercel.app/.well-known/oauth-authorization-server", 421],
     ["https://evil.example/.well-known/oauth-authorization-server", 421],
-  ])("%s -> %s", async (url, expected) => {
+  ])("production: %s -> %s", async (url, expected) => {
     expect(await issuerAt(url, vercel)).toBe(expected);
   });
 
-  it("uses PUBLIC_URL whatever the host, and ALLOWED_HOSTS adds hosts", async () => {
+  it.each([
+    [
+      "https://my-mcp-def456-acme.vercel.app/.well-known/oauth-authorization-server",
+      "https://my-mcp-def456-acme.vercel.app",
+    ],
+    [
+      "https://my-mcp-git-feature-acme.vercel.app/.well-known/oauth-authorization-server",
+      "https://my-mcp-git-feature-acme.vercel.app",
+    ],
+    ["https://mcp.acme.com/.well-known/oauth-authorization-server", 421],
+  ])("preview: %s -> %s", async (url, expected) => {
+    expect(await issuerAt(url, preview)).toBe(expected);
+  });
+
+  it("uses PUBLIC_URL on the deployment's own hosts only, and ALLOWED_HOSTS adds hosts", async () => {
+    const pinned = { ...vercel, PUBLIC_URL: "https://mcp.acme.com" };
+    expect(await issuerAt("https://mcp.acme.com/x", pinned)).toBe("https://mcp.acme.com");
+    expect(await issuerAt("https://my-mcp-git-main-acme.vercel.app/x", pinned)).toBe(
+      "https://mcp.acme.com",
+    );
+    // PUBLIC_URL used to be answered on any host, production's generated URL included.
+    expect(await issuerAt("https://my-mcp-abc123-acme.vercel.app/x", pinned)).toBe(421);
+    expect(await issuerAt("https://evil.example/x", pinned)).toBe(421);
+    // PUBLIC_URL's own host counts even when Vercel does not name it.
     expect(
-      await issuerAt("https://my-mcp-abc123-acme.vercel.app/x", {
+      await issuerAt("https://custom.acme.com/x", {
         ...vercel,
-        PUBLIC_URL: "https://mcp.acme.com",
+        PUBLIC_URL: "https://custom.acme.com",
       }),
-    ).toBe("https://mcp.acme.com");
+    ).toBe("https://custom.acme.com");
     expect(
       await issuerAt("https://alias.acme.com/x", { ...vercel, ALLOWED_HOSTS: "alias.acme.com" }),
     ).toBe("https://alias.acme.com");
+  });
+
+  it("an old production deployment accepts no token on its generated URL, not even one signed with a key rotated out since (issue #19, D2)", async () => {
+    // Built before the rotation: it still holds the old key, and Vercel keeps it reachable on
+    // its generated URL for ever. Whoever holds the leaked key can mint any audience.
+    const leakedKey = JSON.stringify([generateSigningJwk()]);
+    const oldHost = "my-mcp-old123-acme.vercel.app";
+    for (const env of [
+      { ...vercel, VERCEL_URL: oldHost, OAUTH_SIGNING_KEYS: leakedKey } as Record<string, string>,
+      {
+        ...vercel,
+        VERCEL_URL: oldHost,
+        OAUTH_SIGNING_KEYS: leakedKey,
+        PUBLIC_URL: "https://mcp.acme.com",
+      },
+    ]) {
+      const old = testConfig(env);
+      for (const audience of [`https://${oldHost}`, "https://mcp.acme.com"]) {
+        const token = await testAccessToken(old, audience);
+        const response = await handleMcpRequest(
+          new Request(`https://${oldHost}/mcp`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${token}`,
+              "content-type": "application/json",
+              accept: "application/json, text/event-stream",
+            },
+            body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
+          }),
+          old,
+        );
+        expect(response.status, `${env.PUBLIC_URL ?? "no PUBLIC_URL"} / ${audience}`).toBe(421);
+      }
+    }
   });
 });

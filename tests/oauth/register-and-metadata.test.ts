@@ -202,6 +202,7 @@ describe("discovery documents", () => {
     );
     const preview = testConfig({
       VERCEL_ENV: "preview",
+      VERCEL_GIT_COMMIT_REF: "x",
       VERCEL_URL: "app-git-x.vercel.app",
       KV_REST_API_URL: "https://kv.upstash.io",
       KV_REST_API_TOKEN: "t",

@@ -39,6 +39,14 @@ describe("import graph of the Vercel functions", () => {
     }
   });
 
+  it("no function loads the 1.x SDK (issue #12: lib/ and api/ are on the v2 line only)", () => {
+    for (const g of graphs) {
+      expect(g.packages, `${g.entry} loads @modelcontextprotocol/sdk`).not.toContain(
+        "@modelcontextprotocol/sdk",
+      );
+    }
+  });
+
   it("/mcp loads no OAuth endpoint code", () => {
     const mcp = graphs.find((g) => g.entry === MCP_ENTRY);
     for (const module of OAUTH_ENDPOINT_MODULES) {

@@ -597,16 +597,35 @@ describe("/authorize GET: errors sent back to a verified client", () => {
 });
 
 describe("/authorize GET: cookies", () => {
+  // Issue #19: the remembered approval is two cookies (mcp-consent, bound to the origin, this
+  // browser's id and the approved scopes; mcp-browser, the id). The table's cookies all come
+  // with the genuine browser id, so each row tests the consent value alone; rows 7-10 were
+  // genuine before issue #19 (the `{client_id: exp}` shape) and are refused now on purpose.
   it("shows the consent page again for forged, tampered or foreign remembered-consent cookies", async () => {
     const browser = h.browser();
     await browser.authorize(authorizeTarget(pub), { remember: true, stopAt: CLIENT_REDIRECT });
     const genuine = browser.jar.get("localhost:3000")?.get("mcp-consent") ?? "";
+    const id = browser.jar.get("localhost:3000")?.get("mcp-browser") ?? "";
     expect(genuine).not.toBe("");
-    const remembered = await authorize(authorizeTarget(pub), { cookie: `mcp-consent=${genuine}` });
+    expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const withId = (cookie: string) => `${cookie}; mcp-browser=${id}`;
+    const remembered = await authorize(authorizeTarget(pub), {
+      cookie: withId(`mcp-consent=${genuine}`),
+    });
     expect(remembered.status).toBe(303);
     const far = Math.floor(Date.now() / 1000) + 3600;
     const payload = Buffer.from(JSON.stringify({ [pub.client_id]: far })).toString("base64url");
     const [genuinePayload, genuineSig] = genuine.split(".");
+    const decoded = JSON.parse(Buffer.from(genuinePayload ?? "", "base64url").toString());
+    const entry = (changes: { exp?: unknown; scope?: unknown }) => [
+      [decoded.c[0][0], changes.scope ?? "mcp:tools", changes.exp ?? far],
+    ];
+    const shaped = (value: Record<string, unknown>, purpose = "consent-cookie") =>
+      `mcp-consent=${signValue(h.deps.secrets, { ...decoded, ...value }, purpose)}`;
+    // Re-signed unchanged, the value still counts: each row below differs by what it names.
+    expect(
+      (await authorize(authorizeTarget(pub), { cookie: withId(shaped({ c: entry({}) })) })).status,
+    ).toBe(303);
     for (const cookie of [
       `mcp-consent=${payload}.${"A".repeat(43)}`,
       `mcp-consent=${payload}.${genuineSig}`,
@@ -615,37 +634,77 @@ describe("/authorize GET: cookies", () => {
       `mcp-consent=${genuinePayload}.${replaceAt(genuineSig ?? "", 0, genuineSig?.[0] === "a" ? "b" : "a")}`,
       `__Host-mcp-consent=${genuine}`,
       `mcp-consent=${signValue(h.deps.secrets, { [pub.client_id]: far }, "authorization-request")}`,
-      `mcp-consent=${signValue(h.deps.secrets, { [pub.client_id]: far - 7200 }, "consent-cookie")}`,
+      `mcp-consent=${signValue(h.deps.secrets, { [pub.client_id]: far }, "consent-cookie")}`,
       `mcp-consent=${signValue(h.deps.secrets, { [pub.client_id]: "never" }, "consent-cookie")}`,
       `mcp-consent=${signValue(h.deps.secrets, [pub.client_id], "consent-cookie")}`,
       `mcp-consent=${"x".repeat(9000)}`,
+      shaped({}, "authorization-request"),
+      shaped({ c: entry({ exp: far - 7200 }) }),
+      shaped({ c: entry({ exp: "never" }) }),
+      shaped({ c: entry({ scope: ["mcp:tools"] }) }),
+      shaped({ c: entry({ scope: "offline_access" }) }),
+      shaped({ c: { [decoded.c[0][0]]: ["mcp:tools", far] } }),
+      shaped({ c: [[pub.client_id, "mcp:tools", far]] }),
+      shaped({ o: "http://127.0.0.1:3000" }),
+      shaped({ o: undefined }),
+      shaped({ b: decoded.b.replace(/^./, decoded.b[0] === "a" ? "b" : "a") }),
+      shaped({ b: id }),
+      shaped({ b: undefined }),
     ]) {
-      const reply = await authorize(authorizeTarget(pub), { cookie });
+      const reply = await authorize(authorizeTarget(pub), { cookie: withId(cookie) });
       expect(reply.status, cookie.slice(0, 80)).toBe(200);
+    }
+    // The genuine value without its browser id, with another id, or with the id under the
+    // https name is no approval either.
+    for (const cookie of [
+      `mcp-consent=${genuine}`,
+      `mcp-consent=${genuine}; mcp-browser=${"b".repeat(43)}`,
+      `mcp-consent=${genuine}; mcp-browser=${id}x`,
+      `mcp-consent=${genuine}; __Host-mcp-browser=${id}`,
+    ]) {
+      expect((await authorize(authorizeTarget(pub), { cookie })).status, cookie).toBe(200);
     }
     // A genuine cookie for another client does not skip this one's consent.
     expect(
-      (await authorize(authorizeTarget(web), { cookie: `mcp-consent=${genuine}` })).status,
+      (await authorize(authorizeTarget(web), { cookie: withId(`mcp-consent=${genuine}`) })).status,
     ).toBe(200);
   });
 
-  it("replaces a malformed CSRF cookie with a fresh nonce and keeps a well-formed one", async () => {
+  // Issue #19: only a nonce we issued for this origin is reused; before, any well-formed value
+  // was adopted (the former "keeps a well-formed one" expectation is reversed on purpose), and
+  // the cookie is now set on every page so that it outlives the form just shown.
+  it("replaces a CSRF cookie we did not issue with a fresh signed nonce, and keeps one we did", async () => {
+    const issued = /^mcp-csrf=([A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}); /;
+    const first = await authorize(authorizeTarget(pub));
+    const ours = issued.exec(first.headers.getSetCookie()[0] ?? "")?.[1] ?? "";
+    expect(ours).not.toBe("");
+    const [random, mac] = ours.split(".");
     for (const value of [
       "short",
       "a".repeat(65),
       "a".repeat(30).replace("a", "%"),
       "\u00e9".repeat(30),
       "",
+      "k".repeat(32),
+      `${"k".repeat(32)}.${mac}`,
+      `${random}.${"A".repeat(43)}`,
+      `${random}.${h.deps.secrets.sign(`http://127.0.0.1:3000\n${random}`, "csrf-nonce")}`,
+      `${random}.${h.deps.secrets.sign(`${ORIGIN}\n${random}`, "csrf")}`,
+      `${random}`,
+      `${ours}x`,
     ]) {
       const reply = await authorize(authorizeTarget(pub), { cookie: `mcp-csrf=${value}` });
       expect(reply.status).toBe(200);
-      const set = reply.headers.getSetCookie()[0] ?? "";
-      expect(set).toMatch(/^mcp-csrf=[A-Za-z0-9_-]{32}; /);
-      expect(set).toContain("HttpOnly");
+      const set = reply.headers.getSetCookie();
+      expect(set).toHaveLength(1);
+      expect(set[0]).toMatch(issued);
+      expect(issued.exec(set[0] ?? "")?.[1], value).not.toBe(value);
+      expect(set[0]).toContain("HttpOnly");
     }
-    const kept = await authorize(authorizeTarget(pub), { cookie: `mcp-csrf=${"k".repeat(32)}` });
+    const kept = await authorize(authorizeTarget(pub), { cookie: `mcp-csrf=${ours}` });
     expect(kept.status).toBe(200);
-    expect(kept.headers.getSetCookie()).toEqual([]);
+    expect(kept.headers.getSetCookie()).toHaveLength(1);
+    expect(issued.exec(kept.headers.getSetCookie()[0] ?? "")?.[1]).toBe(ours);
   });
 
   it("property: any Cookie header leaves the consent page as it is", async () => {
@@ -934,11 +993,27 @@ describe("/callback", () => {
       "https://evil.example",
       "http://evil.example",
       "https://localhost.evil.example",
-      "javascript:alert(1)",
       "http://127.0.0.1:3000",
     ]) {
       const state = encodeUpstreamState(secrets, { o, n: "x", e });
       expectErrorPage(await callback(q(state)), 400, /does not relay to/);
+    }
+    // Issue #19: every preview holds the relay key, so a signed origin is still input. One that
+    // does not parse was a 500 (`new URL` threw in the relay); anything but exactly an http(s)
+    // origin is now an unusable state.
+    for (const o of [
+      "not a url",
+      "",
+      "javascript:alert(1)",
+      "data:text/html,x",
+      `${ORIGIN}/`,
+      `${ORIGIN}/callback?x=1`,
+      "https://user@evil.example",
+      "HTTPS://EVIL.EXAMPLE",
+      "https://evil.example:443",
+    ]) {
+      const state = encodeUpstreamState(secrets, { o, n: "x", e });
+      expectErrorPage(await callback(q(state)), 400, new RegExp(EXPIRED));
     }
   });
 

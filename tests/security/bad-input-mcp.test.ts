@@ -1,5 +1,5 @@
 import { createHash, generateKeyPairSync, sign } from "node:crypto";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/server";
 import fc from "fast-check";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,6 +47,17 @@ afterAll(async () => {
 
 const LIST = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
 const ACCEPT = "application/json, text/event-stream";
+
+/**
+ * An `MCP-Protocol-Version` that names no revision we serve is never served: 400. A header shaped
+ * like no 2025 revision reads as a claim of the 2026-07-28 era without its `_meta` envelope
+ * (-32602, SDK v2 classification); a 2025-shaped one the legacy transport refuses (-32000).
+ */
+function expectRefusedVersion(reply: Reply): void {
+  expect(reply.status, reply.text).toBe(400);
+  expect([-32000, -32602]).toContain(reply.json().error?.code);
+  expect(reply.json().result).toBeUndefined();
+}
 
 /** Valid JSON that is not a JSON-RPC message: Invalid Request (JSON-RPC 2.0 §5.1). */
 const NOT_JSON_RPC = -32600;
@@ -454,7 +465,7 @@ describe("/mcp: the transport's refusals, with a valid token", () => {
   it.each(["1999-01-01", "2025-11-26", "latest", "2025-06-18, 2025-03-26", "\u00e9"])(
     "answers MCP-Protocol-Version %s with 400",
     async (version) => {
-      expectJsonRpcError(await post(LIST, { "mcp-protocol-version": version }), 400, -32000);
+      expectRefusedVersion(await post(LIST, { "mcp-protocol-version": version }));
     },
   );
 
@@ -485,18 +496,27 @@ describe("/mcp: the transport's refusals, with a valid token", () => {
     ["a string", '"tools/list"'],
     ["true", "true"],
     ["a batch of a number", "[1]"],
-    ["JSON-RPC 1.0", '{"jsonrpc":"1.0","id":1,"method":"tools/list"}'],
-    ["no jsonrpc member", '{"id":1,"method":"tools/list"}'],
-    ["an id of null", '{"jsonrpc":"2.0","id":null,"method":"tools/list"}'],
-    ["a fractional id", '{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}'],
-    ["an object id", '{"jsonrpc":"2.0","id":{},"method":"tools/list"}'],
-    ["a numeric method", '{"jsonrpc":"2.0","id":1,"method":5}'],
-    ["params as an array", '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[]}'],
-    ["params as a string", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}'],
-    ["result and error together", '{"jsonrpc":"2.0","id":1,"result":{},"error":{}}'],
   ])("answers valid JSON that is not a JSON-RPC message (%s) with 400", async (_, body) => {
     expectJsonRpcError(await post(body), 400, NOT_JSON_RPC);
   });
+
+  // JSON-RPC 2.0 §5: the error names the request's id when it can be read, else null.
+  it.each([
+    ["JSON-RPC 1.0", '{"jsonrpc":"1.0","id":1,"method":"tools/list"}', 1],
+    ["no jsonrpc member", '{"id":1,"method":"tools/list"}', 1],
+    ["an id of null", '{"jsonrpc":"2.0","id":null,"method":"tools/list"}', null],
+    ["a fractional id", '{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}', 1.5],
+    ["an object id", '{"jsonrpc":"2.0","id":{},"method":"tools/list"}', null],
+    ["a numeric method", '{"jsonrpc":"2.0","id":1,"method":5}', null],
+    ["params as an array", '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[]}', 1],
+    ["params as a string", '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}', 1],
+    ["result and error together", '{"jsonrpc":"2.0","id":1,"result":{},"error":{}}', null],
+  ] as const)(
+    "answers a malformed JSON-RPC request (%s) with 400 and -32600",
+    async (_, body, id) => {
+      expectJsonRpcError(await post(body), 400, NOT_JSON_RPC, id);
+    },
+  );
 
   it("answers an empty batch with 400 and -32600 Invalid Request (JSON-RPC 2.0 §6)", async () => {
     expectJsonRpcError(await post("[]"), 400, -32600);
@@ -583,9 +603,17 @@ describe("/mcp: the transport's refusals, with a valid token", () => {
     }
   });
 
-  it("reports a call of an unknown tool or with wrong arguments as a tool error", async () => {
+  it("answers a call of an unknown tool with -32602 (MCP server/tools, error handling)", async () => {
+    const reply = await post(
+      JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "nope" } }),
+    );
+    expect(reply.status).toBe(200);
+    const message = sseMessages(reply.text).at(-1);
+    expect(message).toMatchObject({ id: 3, error: { code: -32602 } });
+  });
+
+  it("reports a call with wrong arguments as a tool error naming the problem", async () => {
     for (const params of [
-      { name: "nope", arguments: {} },
       { name: "hash_text", arguments: { text: 5 } },
       { name: "hash_text", arguments: { text: "x", algorithm: "md5" } },
       { name: "hash_text", arguments: { text: "x".repeat(100_001) } },
@@ -597,7 +625,7 @@ describe("/mcp: the transport's refusals, with a valid token", () => {
       const message = sseMessages(reply.text).at(-1);
       expect(message?.id).toBe(3);
       expect(message?.result?.isError).toBe(true);
-      expect(message?.result?.content?.[0]?.text).toMatch(/^MCP error -32602: /);
+      expect(message?.result?.content?.[0]?.text).toMatch(/^Input validation error: .*hash_text/);
     }
   });
 
@@ -668,7 +696,7 @@ describe("/mcp: the transport's refusals, with a valid token", () => {
       fc.asyncProperty(
         headerValue(30).filter((v) => !supported.has(v)),
         async (version) => {
-          expectJsonRpcError(await post(LIST, { "mcp-protocol-version": version }), 400, -32000);
+          expectRefusedVersion(await post(LIST, { "mcp-protocol-version": version }));
         },
       ),
       RUNS,

@@ -7,7 +7,7 @@ import { getUpstreamAccessToken } from "../../lib/mcp/upstream-token.js";
 import { decryptUpstreamTokens, readGrant } from "../../lib/oauth/grants.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { UpstashStore } from "../../lib/store/upstash.js";
-import type { Upstream } from "../../lib/upstream/types.js";
+import { type Upstream, UpstreamError } from "../../lib/upstream/types.js";
 import { readForm } from "../fixtures/browser.js";
 import {
   type Harness,
@@ -361,3 +361,140 @@ describe.skipIf(!redis.available)("races, 50 at once (real redis-server)", () =>
     expect((await refresh(newRefresh ?? "")).status).toBe(200);
   });
 });
+
+/**
+ * A SLOW provider, a fault the real one cannot produce on cue: each refresh is counted as it
+ * arrives and held until the test lets it through to the real provider (the oidc-provider of
+ * the harness), so two instances' refreshes can be interleaved exactly.
+ */
+function gatedUpstream(inner: Upstream) {
+  const gates: Array<() => void> = [];
+  const upstream: Upstream = {
+    ...inner,
+    refresh: async (token, signal) => {
+      await new Promise<void>((open) => gates.push(open));
+      return inner.refresh(token, signal);
+    },
+  };
+  return {
+    upstream,
+    /** Refresh calls that reached the provider, held or let through. */
+    refreshes: () => gates.length,
+    arrived: async (n: number) => {
+      while (gates.length < n) await new Promise((r) => setTimeout(r, 10));
+    },
+    open: (i: number) => gates[i]?.(),
+    openAll: () => {
+      for (const open of gates) open();
+    },
+  };
+}
+
+const settle = <T>(p: Promise<T>) =>
+  p.then(
+    (value) => ({ value, error: undefined }),
+    (error: unknown) => ({ value: undefined, error }),
+  );
+
+/**
+ * Issue #19, R2: the upstream-refresh lock has an owner. Rotating providers (Auth0, Okta, GitHub
+ * Apps) end the user's session when one refresh token is spent twice, so a second instance must
+ * never spend it while the first holds the lock, and a holder that outlived its lock must neither
+ * overwrite the next holder's result nor release the next holder's lock. A holder outliving its
+ * 30 s lock is produced by expiring its key with PEXPIRE (what Redis does at the TTL, sooner).
+ */
+describe.skipIf(!redis.available)(
+  "the upstream-refresh lock has an owner (real redis-server)",
+  () => {
+    const staleGrant = async () => {
+      const authInfo = authInfoFor(await h.tokens(client));
+      const grantId = String(authInfo.extra?.grantId);
+      // Into the refresh margin of the 4 s upstream token.
+      await new Promise((r) => setTimeout(r, 2100));
+      return { authInfo, grantId, lockKey: `lock:upstream-refresh:${grantId}` };
+    };
+    const storedAccessToken = async (grantId: string) => {
+      const found = await readGrant(h.store, grantId);
+      return found ? decryptUpstreamTokens(h.config, found.grant)?.accessToken : undefined;
+    };
+
+    it("a refresh that outlived its lock does not overwrite the next holder's newer token", async () => {
+      const { authInfo, grantId, lockKey } = await staleGrant();
+      const slow = gatedUpstream(h.deps.upstream);
+      const deps = { config: h.config, store: h.store, upstream: slow.upstream };
+      try {
+        const late = settle(getUpstreamAccessToken(authInfo, deps));
+        await slow.arrived(1);
+        await raw.pexpire(`${prefix}${lockKey}`, 1);
+        await new Promise((r) => setTimeout(r, 20));
+        const next = getUpstreamAccessToken(authInfo, deps);
+        await slow.arrived(2);
+        slow.open(1);
+        const newer = await next;
+        expect(await storedAccessToken(grantId)).toBe(newer);
+        // The late holder's refresh now completes at the provider.
+        slow.open(0);
+        const outcome = await late;
+        expect(await storedAccessToken(grantId)).toBe(newer);
+        expect(outcome.error).toBeInstanceOf(UpstreamError);
+        expect((outcome.error as Error).message).toMatch(/outlived its lock/);
+        expect(await h.store.get(lockKey)).toBeNull();
+      } finally {
+        slow.openAll();
+      }
+    });
+
+    it("a late holder's release leaves the next holder's lock: a third instance waits instead of spending the refresh token", async () => {
+      const { authInfo, lockKey } = await staleGrant();
+      const slow = gatedUpstream(h.deps.upstream);
+      const deps = { config: h.config, store: h.store, upstream: slow.upstream };
+      try {
+        const late = settle(getUpstreamAccessToken(authInfo, deps));
+        await slow.arrived(1);
+        await raw.pexpire(`${prefix}${lockKey}`, 1);
+        await new Promise((r) => setTimeout(r, 20));
+        const next = getUpstreamAccessToken(authInfo, deps);
+        await slow.arrived(2);
+        const nextLock = await h.store.get(lockKey);
+        // The late holder finishes (its write refused) and releases, while the next one holds.
+        slow.open(0);
+        await late;
+        expect(await h.store.get(lockKey)).toBe(nextLock);
+        const third = getUpstreamAccessToken(authInfo, deps);
+        await new Promise((r) => setTimeout(r, 400));
+        const spent = slow.refreshes();
+        slow.open(1);
+        const [newer, waited] = await Promise.all([next, third]);
+        recordReliability({
+          kind: "race",
+          name: "a late upstream-refresh holder releases while the next one holds the lock",
+          parallel: 3,
+          outcome: `${spent} refresh call(s) at the provider while the next holder held the lock`,
+          ok: spent === 2 && waited === newer,
+        });
+        expect(spent).toBe(2);
+        expect(waited).toBe(newer);
+        expect(slow.refreshes()).toBe(2);
+      } finally {
+        slow.openAll();
+      }
+    });
+
+    it("a holder that died holding the lock: waiters give up soon after its deadline, with a clear error", async () => {
+      const { authInfo, lockKey } = await staleGrant();
+      const slow = gatedUpstream(h.deps.upstream);
+      const deps = { config: h.config, store: h.store, upstream: slow.upstream };
+      // The lock of an instance that crashed 9.7 s into its 10 s deadline: it stays until its TTL.
+      await h.store.put(lockKey, `${randomToken(16)}.${Date.now() + 300}`, 30);
+      const started = Date.now();
+      const outcome = await settle(getUpstreamAccessToken(authInfo, deps));
+      const elapsed = Date.now() - started;
+      expect(outcome.error).toBeInstanceOf(UpstreamError);
+      expect((outcome.error as Error).message).toMatch(/still running past its deadline/);
+      // The dead holder's deadline plus the 1 s clock-skew allowance; not a fixed wait.
+      expect(elapsed).toBeLessThan(2500);
+      expect(slow.refreshes()).toBe(0);
+      await h.store.delete(lockKey);
+    });
+  },
+);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../lib/config.js";
 import { generateSecret } from "../../lib/crypto/keys.js";
-import { rememberConsentCookie, rememberedConsents } from "../../lib/oauth/cookies.js";
+import { rememberConsentCookies, rememberedScopes } from "../../lib/oauth/cookies.js";
 import { deploymentSecrets } from "../../lib/oauth/deployment-secrets.js";
 import {
   decryptUpstreamTokens,
@@ -55,21 +55,23 @@ describe("a preview holding production's OAUTH_SECRET by mistake", () => {
 
   it("cannot forge production's signed cookies (remembered consent)", () => {
     const origin = "https://mcp.example.com";
-    const forged = rememberConsentCookie(
+    // Both cookies of a remembered approval (the browser id and the signed consent).
+    const forged = rememberConsentCookies(
       new Request(origin),
       origin,
       deploymentSecrets(preview),
       "some-client",
+      ["mcp:tools"],
     );
     const request = new Request(`${origin}/authorize`, {
-      headers: { cookie: forged.split(";")[0] ?? "" },
+      headers: { cookie: forged.map((line) => line.split(";")[0]).join("; ") },
     });
-    expect(rememberedConsents(request, origin, deploymentSecrets(preview)).has("some-client")).toBe(
-      true,
-    );
+    expect(rememberedScopes(request, origin, deploymentSecrets(preview), "some-client")).toEqual([
+      "mcp:tools",
+    ]);
     expect(
-      rememberedConsents(request, origin, deploymentSecrets(production)).has("some-client"),
-    ).toBe(false);
+      rememberedScopes(request, origin, deploymentSecrets(production), "some-client"),
+    ).toBeNull();
   });
 
   it("shares only the relay state: signed by the preview, read by production", () => {

@@ -1,4 +1,4 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 
 function isTimeZone(name: string): boolean {
@@ -16,20 +16,20 @@ const definition = {
   description:
     "Returns the current date and time in an IANA time zone (default UTC), as ISO 8601 UTC, " +
     "as local wall-clock time with the zone's UTC offset, and as Unix seconds.",
-  inputSchema: {
+  inputSchema: z.object({
     timeZone: z
       .string()
       .max(64)
       .refine(isTimeZone, "must be an IANA time zone such as Europe/Paris or America/New_York")
       .default("UTC")
       .describe("IANA time zone name, e.g. Europe/Paris. Defaults to UTC."),
-  },
-  outputSchema: {
+  }),
+  outputSchema: z.object({
     iso: z.string().describe("The instant in ISO 8601, UTC"),
     timeZone: z.string(),
     local: z.string().describe("Wall-clock time in the zone, with its UTC offset"),
     unixSeconds: z.number().int(),
-  },
+  }),
   annotations: { readOnlyHint: true, openWorldHint: false },
 };
 

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 
 /** Built once per instance; every per-request server reuses it (docs/performance.md). */
 const definition = {
   title: "Generate UUIDs",
   description: "Generates cryptographically random version 4 UUIDs.",
-  inputSchema: {
+  inputSchema: z.object({
     count: z
       .number()
       .int()
@@ -14,8 +14,8 @@ const definition = {
       .max(100)
       .default(1)
       .describe("How many UUIDs to generate (1-100)."),
-  },
-  outputSchema: { uuids: z.array(z.string().uuid()) },
+  }),
+  outputSchema: z.object({ uuids: z.array(z.uuid()) }),
   annotations: { readOnlyHint: true, idempotentHint: false, openWorldHint: false },
 };
 

@@ -1,4 +1,5 @@
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/server";
+import { z } from "zod";
 import { callerOf } from "../auth.js";
 
 /** Built once per instance; every per-request server reuses it (docs/performance.md). */
@@ -6,7 +7,7 @@ const definition = {
   title: "Profile at the identity provider",
   description:
     "Fetches the signed-in user's profile from the identity provider's userinfo endpoint, using their provider token on the server side.",
-  inputSchema: {},
+  inputSchema: z.object({}),
   annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: true },
 };
 
@@ -16,8 +17,9 @@ const definition = {
  * on the user's behalf. The token is obtained server-side and never returned.
  */
 export function registerUpstreamUserinfo(server: McpServer): void {
-  server.registerTool("upstream_userinfo", definition, async (_args, extra) => {
-    if (!callerOf(extra.authInfo)?.grantId) {
+  server.registerTool("upstream_userinfo", definition, async (_args, ctx) => {
+    const authInfo = ctx.http?.authInfo;
+    if (!callerOf(authInfo)?.grantId) {
       return {
         isError: true,
         content: [
@@ -32,11 +34,14 @@ export function registerUpstreamUserinfo(server: McpServer): void {
     const { getConfig } = await import("../../config.js");
     const { oauthDeps } = await import("../../oauth/deps.js");
     const { getUpstreamAccessToken, UpstreamSessionError } = await import("../upstream-token.js");
+    const { UpstreamAbortedError } = await import("../../upstream/types.js");
     const config = getConfig();
     const deps = { config, ...oauthDeps(config) };
     try {
-      const accessToken = await getUpstreamAccessToken(extra.authInfo, deps);
-      const profile = await deps.upstream.userinfo(accessToken);
+      // The client closing the request (or its cancellation) aborts the provider calls too.
+      const signal = ctx.mcpReq.signal;
+      const accessToken = await getUpstreamAccessToken(authInfo, deps, signal);
+      const profile = await deps.upstream.userinfo(accessToken, signal);
       return {
         content: [{ type: "text", text: JSON.stringify(profile, null, 2) }],
         structuredContent: profile,
@@ -45,7 +50,9 @@ export function registerUpstreamUserinfo(server: McpServer): void {
       const message =
         error instanceof UpstreamSessionError
           ? error.message
-          : "The identity provider could not be reached; try again shortly.";
+          : error instanceof UpstreamAbortedError
+            ? "Cancelled."
+            : "The identity provider could not be reached; try again shortly.";
       return { isError: true, content: [{ type: "text", text: message }] };
     }
   });
