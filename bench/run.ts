@@ -1,21 +1,26 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { type AdapterReport, measureAdapter } from "./adapter.js";
 import { type ColdStartReport, measureColdStarts } from "./cold-start.js";
 import { projectDir } from "./import-graph.js";
 import { type LoginFlowReport, measureLoginFlow } from "./login-flow.js";
 import { measureMcpThroughput, type ThroughputReport } from "./mcp-throughput.js";
 import { measureRoundTrips, type RoundTripReport } from "./round-trips.js";
+import { runScaleSimulation, type ScaleReport } from "./scale.js";
+import { benchSettings, printScaleReport, printScaleSummary, scaleRuns } from "./scale-report.js";
 import { table } from "./stats.js";
 
 /**
  * `npm run bench`: the performance figures of docs/performance.md, on this machine, in one run.
  * Loopback only, every part bounded (fixed counts and time limits). Prints the tables and writes
  * them as JSON (default test-results/bench.json; `--json=<path>`). `--quick` for a short smoke
- * run, `--only=mcp,cold,trips,login` for some parts, `--mcp-modes=in-process` or `=http` for one
- * /mcp driver, `--before=<dir>` to measure another checkout's /mcp in the same rounds (before/after
- * in one run). Exits non-zero when a structural budget fails (import rules, /mcp store round
- * trips, wrong answers); timing budgets are reported.
+ * run, `--only=mcp,cold,trips,login,adapter,scale` for some parts (`scale` runs only when named,
+ * `--scale=KxN` picks its instances and users), `--mcp-modes=in-process` or `=http`
+ * for one /mcp driver, `--before=<dir>` to measure another checkout's /mcp in the same rounds
+ * (before/after in one run), `--adapter-peer=<file>` to measure another node:http adapter's
+ * `getRequestListener` beside the runner's. Exits non-zero when a structural budget fails (import
+ * rules, /mcp store round trips, wrong answers); timing budgets are reported.
  */
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -41,6 +46,8 @@ const report: {
   coldStart?: ColdStartReport;
   roundTrips?: RoundTripReport;
   loginFlow?: LoginFlowReport;
+  adapter?: AdapterReport;
+  scale?: ScaleReport[];
   budgets: Array<{ budget: string; value: string; ok: boolean; structural: boolean }>;
   seconds?: number;
 } = {
@@ -291,6 +298,68 @@ if (wanted("login")) {
       `${result.requests.total} HTTP round trips (${result.requests.ours} to us, ${result.requests.provider} to the identity provider):`,
   );
   for (const step of result.sequence) console.log(`  ${step}`);
+}
+
+if (wanted("adapter")) {
+  const peer = args.find((a) => a.startsWith("--adapter-peer="))?.slice("--adapter-peer=".length);
+  const result = await measureAdapter({
+    rounds: quick ? 2 : 5,
+    requests: quick ? 500 : 2000,
+    concurrency: 8,
+    ...(peer ? { peer } : {}),
+  });
+  report.adapter = result;
+  section("5. The local runner's node:http adapter (lib/dev/server.ts)");
+  console.log(`${result.method}.\n`);
+  console.log(
+    table(
+      ["adapter", "request", "requests", "errors", "req/s", "CPU us/req"],
+      result.figures.map((f) => [
+        f.adapter,
+        f.request,
+        f.requests,
+        f.errors,
+        f.rps,
+        f.cpuMicrosPerRequest,
+      ]),
+    ),
+  );
+  const costs = (label: string, c: Record<string, number>) =>
+    `${label}: ${Object.entries(c)
+      .map(([request, us]) => `${us} us (${request})`)
+      .join(", ")}`;
+  console.log(`\n${costs("runner adapter cost over plain node:http", result.runnerCostMicros)}`);
+  if (result.peerCostMicros) {
+    console.log(costs("peer adapter cost over plain node:http", result.peerCostMicros));
+  }
+  const errors = result.figures.reduce((s, f) => s + f.errors, 0);
+  budget(
+    "adapter benchmark requests all answered correctly",
+    `${errors} errors`,
+    errors === 0,
+    true,
+  );
+}
+
+// Several minutes per K x N run (it waits out token lifetimes), so only when asked for by name.
+if (only?.includes("scale")) {
+  report.scale = [];
+  section("6. Scale: K instances, one store, N users (docs/performance.md, capacity and cost)");
+  for (const [instances, users] of scaleRuns(args, quick)) {
+    const result = await runScaleSimulation(benchSettings(instances, users, quick));
+    report.scale.push(result);
+    printScaleReport(result);
+    console.log("");
+    const violations = result.invariants.reduce((s, i) => s + i.violations, 0);
+    const errors = result.errors.reduce((s, e) => s + e.count, 0);
+    budget(
+      `scale K=${instances} N=${users}: invariants hold, every operation answered, within its bound`,
+      `${violations} violations, ${errors} errors${result.bounded ? ", stopped at its bound" : ""}`,
+      violations === 0 && errors === 0 && !result.bounded,
+      true,
+    );
+  }
+  printScaleSummary(report.scale);
 }
 
 section("Budgets");

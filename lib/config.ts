@@ -4,6 +4,7 @@ import { parseSigningKeys, type SigningKey } from "./crypto/keys.js";
 import type { ClientRecord } from "./oauth/client-metadata.js";
 import { redirectUriProblem } from "./oauth/redirect-uri.js";
 import { parseScope } from "./oauth/scopes.js";
+import type { SignInPolicy } from "./oauth/sign-in-policy.js";
 import { MAX_TTL_SECONDS } from "./store/types.js";
 import { auth0Preset } from "./upstream/auth0-preset.js";
 import { githubPreset } from "./upstream/github-preset.js";
@@ -30,6 +31,8 @@ export interface Config {
   oauth: OAuthConfig;
   upstream: UpstreamConfig;
   rateLimits: RateLimitConfig;
+  /** Who may finish a sign-in (ALLOWED_USERS, ALLOWED_GITHUB_ORGS); all empty: anyone. */
+  signIn: SignInPolicy;
 }
 
 /**
@@ -262,7 +265,25 @@ const HINTS: Record<string, string> = {
   UPSTREAM_GITHUB_URL: "GitHub's web origin, https://github.com (or your GitHub Enterprise host)",
   UPSTREAM_GITHUB_API_URL:
     "GitHub's API origin, https://api.github.com (or https://<ghe-host>/api/v3)",
+  ALLOWED_USERS:
+    "comma-separated email addresses and @domains, e.g. alice@example.com,@example.com (each domain matched exactly, subdomains not included)",
+  ALLOWED_GITHUB_ORGS: "comma-separated GitHub organization names, e.g. my-org,my-other-org",
+  ALLOW_ANY_USER:
+    "'true' lets anyone with an account at the provider sign in; leave it unset to use ALLOWED_USERS / ALLOWED_GITHUB_ORGS",
 };
+
+/** A host name in DNS form (lower-case labels of letters, digits and inner hyphens). */
+const DOMAIN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A comma-separated list, trimmed and lower-cased, blanks dropped. */
+const lowerCaseList = optionalString.transform((v) =>
+  v === undefined
+    ? undefined
+    : v
+        .split(",")
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+);
 
 const httpUrl = optionalString.pipe(
   z
@@ -461,6 +482,33 @@ const EnvSchema = z.object({
   UPSTREAM_SCOPES: optionalString,
   UPSTREAM_TIMEOUT_MS: positiveInt(5000),
   DEV_IDENTITY_PROVIDER: optionalString,
+  ALLOWED_USERS: lowerCaseList.pipe(
+    z
+      .array(
+        z.string().refine((entry) => {
+          // `@domain` stands for the whole domain; an address has a local part before its last @.
+          if (entry.startsWith("@")) return DOMAIN.test(entry.slice(1));
+          const at = entry.lastIndexOf("@");
+          return at > 0 && !/\s/.test(entry) && DOMAIN.test(entry.slice(at + 1));
+        }, "each entry must be an email address (alice@example.com) or @ and a domain (@example.com)"),
+      )
+      .optional(),
+  ),
+  ALLOWED_GITHUB_ORGS: lowerCaseList.pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}$/,
+            "each entry must be a GitHub organization name (letters, digits and inner hyphens)",
+          ),
+      )
+      // Each one costs a call to GitHub at every sign-in.
+      .max(10, "at most 10 organizations")
+      .optional(),
+  ),
+  ALLOW_ANY_USER: optionalString.pipe(z.enum(["true", "false"]).optional()),
   CIMD_ALLOW_LOOPBACK: optionalString.pipe(z.enum(["true", "false"]).optional()),
   OAUTH_CALLBACK_URL: httpUrl.pipe(
     z
@@ -631,6 +679,7 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`UPSTREAM_GITHUB_API_URL: must be https ${where}`);
     }
   }
+  const signIn = signInPolicy(e, upstream.provider, deployed ? environment : null, problems);
   if (e.REFRESH_GRACE_SECONDS >= e.REFRESH_TOKEN_TTL) {
     problems.push("REFRESH_GRACE_SECONDS: must be shorter than REFRESH_TOKEN_TTL");
   }
@@ -683,6 +732,45 @@ export function loadConfig(env: Env = process.env): Config {
       authorize: e.RATE_LIMIT_AUTHORIZE,
       mcpAuthFailures: e.RATE_LIMIT_MCP_AUTH_FAILURES,
     },
+    signIn,
+  };
+}
+
+/**
+ * The sign-in policy (lib/oauth/sign-in-policy.ts). `deployedAs`: the environment of a Vercel
+ * deployment, where anyone on the internet can reach the sign-in: there the operator must say
+ * who may sign in, or opt out in so many words, since "real OAuth" at GitHub or Google alone lets
+ * every account holder in the world use the tools.
+ */
+function signInPolicy(
+  e: z.infer<typeof EnvSchema>,
+  provider: UpstreamConfig["provider"],
+  deployedAs: Config["environment"] | null,
+  problems: string[],
+): SignInPolicy {
+  const users = e.ALLOWED_USERS ?? [];
+  const orgs = e.ALLOWED_GITHUB_ORGS ?? [];
+  if (orgs.length > 0 && provider !== "github") {
+    problems.push(
+      `ALLOWED_GITHUB_ORGS: only works with UPSTREAM_PROVIDER=github, not ${provider} (fix: use ALLOWED_USERS with addresses or @domains, or switch to the github provider)`,
+    );
+  }
+  const listed = users.length + orgs.length > 0;
+  if (listed && e.ALLOW_ANY_USER === "true") {
+    problems.push(
+      "ALLOW_ANY_USER: is true although ALLOWED_USERS or ALLOWED_GITHUB_ORGS lists who may sign in (fix: remove ALLOW_ANY_USER to apply the list, or remove the list to let anyone in)",
+    );
+  }
+  if (!listed && deployedAs && e.ALLOW_ANY_USER !== "true") {
+    problems.push(
+      `ALLOWED_USERS: is missing, and so is ALLOWED_GITHUB_ORGS: in ${deployedAs} (any Vercel deployment) one of them must say who may sign in, or anyone with an account at the ${provider} provider can use this server's tools ` +
+        `(fix: ALLOWED_USERS=alice@example.com,@example.com${provider === "github" ? ", or ALLOWED_GITHUB_ORGS=<your organization>" : ""}; or ALLOW_ANY_USER=true to let everyone in on purpose)`,
+    );
+  }
+  return {
+    emails: users.filter((u) => !u.startsWith("@")),
+    domains: users.filter((u) => u.startsWith("@")).map((u) => u.slice(1)),
+    githubOrgs: orgs,
   };
 }
 
@@ -699,6 +787,7 @@ export type UpstreamEnv = Pick<
   | "UPSTREAM_GITHUB_API_URL"
   | "PUBLIC_URL"
   | "OAUTH_CALLBACK_URL"
+  | "ALLOWED_GITHUB_ORGS"
 >;
 
 /**
@@ -711,6 +800,13 @@ function upstreamPreset(
 ): Omit<UpstreamConfig, "timeoutMs" | "isDevelopmentProvider"> {
   const missing = (name: string, why = "") =>
     problems.push(`${name}: is missing${why} (fix: ${HINTS[name]})`);
+  // Nothing about the provider at all: the first thing to choose is which kind it is, so that is
+  // what the message names, rather than the generic OIDC preset's issuer alone.
+  if (!e.UPSTREAM_PROVIDER && !e.UPSTREAM_ISSUER && !e.UPSTREAM_CLIENT_ID) {
+    problems.push(
+      `UPSTREAM_PROVIDER: is missing, and no provider is configured (fix: ${HINTS.UPSTREAM_PROVIDER}, then that preset's variables: docs/deploy.md section 3)`,
+    );
+  }
   switch (e.UPSTREAM_PROVIDER ?? "oidc") {
     case "auth0":
       return auth0Preset(e, missing);

@@ -96,8 +96,13 @@ describe("configuration", () => {
       "OAUTH_SIGNING_KEYS",
       "UPSTREAM_CLIENT_ID",
       "UPSTREAM_ISSUER",
+      "UPSTREAM_PROVIDER",
     ]);
     expect(error.message).toMatch(/OAUTH_SIGNING_KEYS: is missing \(fix: run `npm run keys`/);
+    // With no provider configured at all, the message starts from the choice of provider.
+    expect(error.message).toMatch(/UPSTREAM_PROVIDER: is missing, and no provider is configured/);
+    const chosen = configError({}, { UPSTREAM_PROVIDER: "google" });
+    expect(chosen.message).not.toMatch(/UPSTREAM_PROVIDER:/);
   });
 
   it("rejects malformed keys without echoing them", () => {
@@ -225,6 +230,7 @@ describe("configuration", () => {
       UPSTREAM_ISSUER: "http://idp.example",
       OAUTH_CALLBACK_URL: "http://mcp.example.com/callback",
       OAUTH_RELAY_SECRET: "r".repeat(43),
+      ALLOW_ANY_USER: "true",
     };
     for (const env of [
       { ...unsafe, VERCEL: "1", VERCEL_ENV: "preview" } as Record<string, string>,
@@ -391,6 +397,7 @@ describe("configuration", () => {
       VERCEL_URL: "my-mcp-abc123-acme.vercel.app",
       VERCEL_BRANCH_URL: "my-mcp-git-feature-acme.vercel.app",
       VERCEL_PROJECT_PRODUCTION_URL: "mcp.acme.com",
+      ALLOW_ANY_USER: "true",
     };
     const preview = load({ ...vercel, VERCEL_ENV: "preview", VERCEL_GIT_COMMIT_REF: "feature" });
     expect(preview.oauth.allowedHosts).not.toContain("mcp.acme.com");
@@ -411,5 +418,136 @@ describe("configuration", () => {
     expect((await metadata("mcp.acme.com", preview)).status).toBe(421);
     expect((await metadata("my-mcp-abc123-acme.vercel.app", preview)).status).toBe(200);
     expect((await metadata("mcp.acme.com", production)).status).toBe(200);
+  });
+});
+
+describe("who may sign in (issue #18)", () => {
+  /** A production deployment that is complete except for the sign-in policy. */
+  const production = {
+    VERCEL_ENV: "production",
+    KV_REST_API_URL: "https://kv.upstash.io",
+    KV_REST_API_TOKEN: "t",
+    UPSTREAM_ISSUER: "https://idp.example",
+    ALLOW_ANY_USER: "",
+  };
+  const github = {
+    UPSTREAM_PROVIDER: "github",
+    UPSTREAM_ISSUER: "",
+    UPSTREAM_CLIENT_ID: "Iv1.example",
+    UPSTREAM_CLIENT_SECRET: "s",
+  };
+
+  it("refuses a deployment that does not say who may sign in, naming both lists and the opt-out", () => {
+    for (const env of [
+      production,
+      { ...production, VERCEL: "1", VERCEL_ENV: "preview", VERCEL_GIT_COMMIT_REF: "feature" },
+      { ...production, ...github },
+    ]) {
+      const error = configError(env);
+      expect(error.problems, env.VERCEL_ENV).toHaveLength(1);
+      expect(error.problems[0]).toMatch(
+        /^ALLOWED_USERS: is missing, and so is ALLOWED_GITHUB_ORGS: in \w+ \(any Vercel deployment\)/,
+      );
+      expect(error.problems[0]).toContain("ALLOW_ANY_USER=true");
+    }
+    // The GitHub organizations are offered only where they work.
+    expect(configError(production).problems[0]).not.toContain("ALLOWED_GITHUB_ORGS=");
+    expect(configError({ ...production, ...github }).problems[0]).toContain(
+      "ALLOWED_GITHUB_ORGS=<your organization>",
+    );
+  });
+
+  it("starts a deployment with either list, or with the explicit opt-out", () => {
+    expect(load({ ...production, ALLOWED_USERS: "alice@example.com" }).signIn.emails).toEqual([
+      "alice@example.com",
+    ]);
+    expect(
+      load({ ...production, ...github, ALLOWED_GITHUB_ORGS: "acme" }).signIn.githubOrgs,
+    ).toEqual(["acme"]);
+    expect(load({ ...production, ALLOW_ANY_USER: "true" }).signIn).toEqual({
+      emails: [],
+      domains: [],
+      githubOrgs: [],
+    });
+  });
+
+  it("lets a local run, and the development provider, work with no policy at all", () => {
+    expect(load({ ALLOW_ANY_USER: "" }).signIn).toEqual({
+      emails: [],
+      domains: [],
+      githubOrgs: [],
+    });
+    expect(load({ ALLOW_ANY_USER: "", DEV_IDENTITY_PROVIDER: "1" }).environment).toBe(
+      "development",
+    );
+  });
+
+  it("splits ALLOWED_USERS into addresses and domains, trimmed and lower-cased", () => {
+    const { signIn } = load({
+      ALLOW_ANY_USER: "",
+      ALLOWED_USERS: " Alice@Example.com, @Corp.Example.org ,,bob@example.com",
+    });
+    expect(signIn).toEqual({
+      emails: ["alice@example.com", "bob@example.com"],
+      domains: ["corp.example.org"],
+      githubOrgs: [],
+    });
+  });
+
+  it.each([
+    "alice",
+    "@",
+    "alice@",
+    "@example",
+    "alice@example..com",
+    "al ice@example.com",
+    "@-example.com",
+  ])("refuses the ALLOWED_USERS entry %j, naming the variable and the form", (entry) => {
+    const error = configError({ ALLOWED_USERS: `ok@example.com,${entry}` });
+    expect(error.problems).toEqual([
+      expect.stringMatching(
+        /^ALLOWED_USERS: each entry must be an email address \(alice@example\.com\) or @ and a domain/,
+      ),
+    ]);
+  });
+
+  it("refuses malformed organization names, more than 10, and organizations without the github provider", () => {
+    expect(configError({ ...github, ALLOWED_GITHUB_ORGS: "my_org" }).problems[0]).toMatch(
+      /^ALLOWED_GITHUB_ORGS: each entry must be a GitHub organization name/,
+    );
+    const eleven = Array.from({ length: 11 }, (_, i) => `org${i}`).join(",");
+    expect(configError({ ...github, ALLOWED_GITHUB_ORGS: eleven }).problems[0]).toMatch(
+      /^ALLOWED_GITHUB_ORGS: at most 10 organizations/,
+    );
+    expect(configError({ ALLOW_ANY_USER: "", ALLOWED_GITHUB_ORGS: "acme" }).problems).toEqual([
+      expect.stringMatching(
+        /^ALLOWED_GITHUB_ORGS: only works with UPSTREAM_PROVIDER=github, not oidc/,
+      ),
+    ]);
+  });
+
+  it("refuses ALLOW_ANY_USER=true together with a list, which would leave the intent unclear", () => {
+    expect(configError({ ALLOW_ANY_USER: "true", ALLOWED_USERS: "@example.com" }).problems).toEqual(
+      [expect.stringMatching(/^ALLOW_ANY_USER: is true although ALLOWED_USERS/)],
+    );
+  });
+
+  it("makes the github preset ask for read:org when organizations decide, and only then", () => {
+    const scopes = (env: Record<string, string>) =>
+      load({ ALLOW_ANY_USER: "", ...github, ...env }).upstream.scopes;
+    expect(scopes({})).toEqual(["read:user", "user:email"]);
+    expect(scopes({ ALLOWED_GITHUB_ORGS: "acme" })).toEqual([
+      "read:user",
+      "user:email",
+      "read:org",
+    ]);
+    // Added to scopes the operator chose too, unless one of them already reads organizations.
+    expect(scopes({ ALLOWED_GITHUB_ORGS: "acme", UPSTREAM_SCOPES: "read:user" })).toEqual([
+      "read:user",
+      "read:org",
+    ]);
+    expect(
+      scopes({ ALLOWED_GITHUB_ORGS: "acme", UPSTREAM_SCOPES: "user:email write:org" }),
+    ).toEqual(["user:email", "write:org"]);
   });
 });

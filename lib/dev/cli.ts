@@ -2,15 +2,17 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { ConfigError, loadConfig } from "../config.js";
+import { type Config, ConfigError, loadConfig } from "../config.js";
 import { generateSecret, generateSigningJwk } from "../crypto/keys.js";
+import { describeSignInPolicy, isOpenPolicy } from "../oauth/sign-in-policy.js";
 import { startDevIdentityProvider } from "./idp.js";
 import { startDevServer } from "./server.js";
 
 /**
  * `npm run dev`: the whole deployment on http://localhost:$PORT. With nothing configured it runs
  * on embedded defaults: an in-memory store, keys generated at start, and a development identity
- * provider. `.env.local` / `.env` are read first; variables already set in the shell win.
+ * provider. `.env.local` / `.env` are read first; variables already set in the shell win, and
+ * nothing the user set is ever replaced.
  */
 const projectDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -73,8 +75,29 @@ const server = await startDevServer({
   throw error;
 });
 
+/** Set and not blank (the configuration treats a blank variable as unset, lib/config.ts). */
+const isSet = (name: string) => (env[name] ?? "").trim() !== "";
+
+/**
+ * Variables that choose a provider. Any of them set means the user configured one, which then
+ * runs as configured (or fails naming what is missing): never the development provider under
+ * the user's client id, and never the user's provider with the development provider's client.
+ * UPSTREAM_PROVIDER=oidc alone is the default spelled out, which names no provider yet.
+ */
+const PROVIDER_VARIABLES = [
+  "UPSTREAM_ISSUER",
+  "UPSTREAM_AUTH0_DOMAIN",
+  "UPSTREAM_CLIENT_ID",
+  "UPSTREAM_CLIENT_SECRET",
+  "UPSTREAM_GITHUB_URL",
+  "UPSTREAM_GITHUB_API_URL",
+];
+const providerConfigured =
+  PROVIDER_VARIABLES.some(isSet) ||
+  (isSet("UPSTREAM_PROVIDER") && env.UPSTREAM_PROVIDER?.trim() !== "oidc");
+
 let idp: Awaited<ReturnType<typeof startDevIdentityProvider>> | undefined;
-if (!deployed && !env.UPSTREAM_ISSUER) {
+if (!deployed && !providerConfigured) {
   idp = await startDevIdentityProvider({
     redirectUris: [
       `http://localhost:${server.port}/callback`,
@@ -84,20 +107,17 @@ if (!deployed && !env.UPSTREAM_ISSUER) {
       ? Number(env.DEV_UPSTREAM_ACCESS_TOKEN_TTL)
       : undefined,
   });
+  // None of these was set (providerConfigured), so nothing of the user's is replaced.
   env.UPSTREAM_ISSUER = idp.issuer;
   env.UPSTREAM_CLIENT_ID = idp.clientId;
   env.UPSTREAM_CLIENT_SECRET = idp.clientSecret;
-  env.UPSTREAM_SCOPES ??= "openid profile email offline_access";
+  if (!isSet("UPSTREAM_SCOPES")) env.UPSTREAM_SCOPES = "openid profile email offline_access";
   env.DEV_IDENTITY_PROVIDER = "1";
 }
 
-let storeDescription: string;
+let config: Config;
 try {
-  const config = loadConfig();
-  storeDescription =
-    config.store.kind === "memory"
-      ? "in-memory (forgotten when the runner stops)"
-      : `Upstash Redis at ${new URL(config.store.url).host}`;
+  config = loadConfig();
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(error.message);
@@ -112,14 +132,33 @@ if (notes.length > 0) {
   );
 }
 
+const storeDescription =
+  config.store.kind === "memory"
+    ? "in-memory (forgotten when the runner stops)"
+    : `Upstash Redis at ${new URL(config.store.url).host}`;
+// The client id is public (it travels in every authorization URL); the secret is never shown.
+const { provider, issuer, clientId } = config.upstream;
+const client = clientId
+  ? `client id ${clientId}`
+  : "a client registered at the tenant on first sign-in";
+const identity = idp
+  ? `development provider at ${idp.issuer} (any user name signs in), ${client}`
+  : `${provider} at ${issuer}, ${client}`;
+const signIn = `${describeSignInPolicy(config.signIn)}${
+  isOpenPolicy(config.signIn) && !idp
+    ? " (set ALLOWED_USERS or ALLOWED_GITHUB_ORGS; a Vercel deployment requires one, or ALLOW_ANY_USER=true)"
+    : ""
+}`;
+
 console.log(`
 MCP server running locally
-  store          ${storeDescription}
-  identity       ${idp ? `development provider at ${idp.issuer} (any user name signs in)` : env.UPSTREAM_ISSUER}
+  store            ${storeDescription}
+  identity         ${identity}
+  who may sign in  ${signIn}
 
-  MCP endpoint   ${server.url}/mcp
-  mcp-remote     npx mcp-remote ${server.url}/mcp --transport http-only
-  metadata       ${server.url}/.well-known/oauth-authorization-server
+  MCP endpoint     ${server.url}/mcp
+  mcp-remote       npx mcp-remote ${server.url}/mcp --transport http-only
+  metadata         ${server.url}/.well-known/oauth-authorization-server
 
 Press Ctrl+C to stop.
 `);

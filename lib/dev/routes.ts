@@ -1,23 +1,27 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { compile, match } from "path-to-regexp";
 
 /**
  * Routing as Vercel does it, read from the project itself: every file in `api/` is a function at
- * `/api/<path>`, and `vercel.json` `rewrites` map public paths onto them. There is no second
- * routing table: a route added to `vercel.json` works locally at once.
+ * `/api/<path>`, every file in the output directory (`outputDirectory`, `public/`) a static
+ * file at its path, and `vercel.json` `rewrites` map public paths onto functions. There is no
+ * second routing table: a route added to `vercel.json` works locally at once.
  *
  * Vercel matches `source` patterns with path-to-regexp 6 (`:name`, `:name*`, `(.*)`), checks the
  * filesystem before rewrites, and hands the function the ORIGINAL URL, with any query parameters
  * of the destination added.
  */
 export interface VercelJson {
+  outputDirectory?: string;
   rewrites?: Array<{ source: string; destination: string }>;
   headers?: Array<{ source: string; headers: Array<{ key: string; value: string }> }>;
 }
 
 export interface Route {
-  /** Absolute path of the function's source file. */
+  /** A function of `api/`, or a file of the output directory served as it is. */
+  kind: "function" | "static";
+  /** Absolute path of the function's source file, or of the static file. */
   file: string;
   /** Query parameters the rewrite's destination adds. */
   query: URLSearchParams;
@@ -51,12 +55,32 @@ export function listFunctions(projectDir: string): Map<string, string> {
   return functions;
 }
 
+/**
+ * The files served as they are, by URL path: those of vercel.json's `outputDirectory`, else of
+ * `public/`. Never the project's root, which the "Other" preset would serve without either.
+ * Listed once, so a request path is only ever looked up, never joined onto the disk.
+ */
+export function listStaticFiles(projectDir: string, outputDirectory = "public") {
+  const root = join(projectDir, outputDirectory);
+  const files = new Map<string, string>();
+  if (!existsSync(root)) return files;
+  for (const name of readdirSync(root, { recursive: true, encoding: "utf8" })) {
+    const full = join(root, name);
+    if (!statSync(full).isFile()) continue;
+    const path = `/${name.split(sep).join("/")}`;
+    files.set(path, full);
+    if (path.endsWith("/index.html")) files.set(path.slice(0, -"index.html".length), full);
+  }
+  return files;
+}
+
 export function readVercelJson(projectDir: string): VercelJson {
   return JSON.parse(readFileSync(join(projectDir, "vercel.json"), "utf8")) as VercelJson;
 }
 
 export function createRouter(projectDir: string, vercelJson = readVercelJson(projectDir)): Router {
   const functions = listFunctions(projectDir);
+  const staticFiles = listStaticFiles(projectDir, vercelJson.outputDirectory);
   const rewrites = (vercelJson.rewrites ?? []).map((r) => {
     const [destinationPath = "/", destinationQuery = ""] = r.destination.split("?", 2);
     return {
@@ -79,9 +103,16 @@ export function createRouter(projectDir: string, vercelJson = readVercelJson(pro
   return {
     functions,
     resolve(pathname) {
+      const staticFile = staticFiles.get(pathname);
+      if (staticFile) {
+        const headers = headersFor(pathname);
+        return { kind: "static", file: staticFile, query: new URLSearchParams(), headers };
+      }
       const direct = functionAt(pathname);
-      if (direct)
-        return { file: direct, query: new URLSearchParams(), headers: headersFor(pathname) };
+      if (direct) {
+        const headers = headersFor(pathname);
+        return { kind: "function", file: direct, query: new URLSearchParams(), headers };
+      }
       for (const rewrite of rewrites) {
         if (rewrite.external) continue;
         const matched = rewrite.match(pathname);
@@ -95,7 +126,7 @@ export function createRouter(projectDir: string, vercelJson = readVercelJson(pro
             return encodeURIComponent(Array.isArray(value) ? value.join("/") : (value ?? ""));
           }),
         );
-        return { file, query, headers: headersFor(pathname) };
+        return { kind: "function", file, query, headers: headersFor(pathname) };
       }
       return null;
     },

@@ -1,16 +1,16 @@
+import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { extname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { log } from "../log.js";
 import { createRouter } from "./routes.js";
 
 /**
- * The local runner: serves every function of `api/` the way Vercel's Node.js runtime does, on
- * loopback only. Functions are Web-standard (`export default { fetch }`, or one export per HTTP
- * method), so this file only converts Node's request and response to and from `Request` and
- * `Response`.
+ * The local runner: serves every function of `api/` the way Vercel's Node.js runtime does, and
+ * the files of the output directory (`public/`), on loopback only. Functions are Web-standard
+ * (`export default { fetch }`, or one export per HTTP method), so this file only converts Node's
+ * request and response to and from `Request` and `Response`.
  */
 export interface DevServer {
   url: string;
@@ -53,6 +53,7 @@ export async function startDevServer(options: {
       });
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
       res.end("Internal error in the local runner\n");
+      releaseBody(req);
     });
   });
 
@@ -90,8 +91,10 @@ export async function startDevServer(options: {
     res.once("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    const request = toRequest(req, url, abort.signal);
-    const response = await (await load(route.file))(request);
+    const response =
+      route.kind === "static"
+        ? await staticFile(route.file, req.method ?? "GET")
+        : await (await load(route.file))(toRequest(req, url, abort.signal));
 
     for (const { key, value } of route.headers) {
       // vercel.json's HSTS is for Vercel, always https; RFC 6797 §7.2: never over plain http.
@@ -116,6 +119,28 @@ export async function startDevServer(options: {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Types of the files a project is likely to put in `public/`; anything else is bytes. */
+const CONTENT_TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".webp": "image/webp",
+};
+
+/** A file of the output directory, as it is (the router only names files it listed). */
+async function staticFile(file: string, method: string): Promise<Response> {
+  if (method !== "GET" && method !== "HEAD") {
+    return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
+  }
+  const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? "application/octet-stream";
+  return new Response(await readFile(file), { headers: { "content-type": type } });
 }
 
 /**
@@ -172,13 +197,85 @@ export function toRequest(req: IncomingMessage, url: URL, signal: AbortSignal): 
     method: req.method,
     headers,
     signal,
-    body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined,
+    body: hasBody ? bodyOf(req) : undefined,
     // Required by Node's fetch for a streamed request body.
     duplex: "half",
   } as RequestInit);
 }
 
+/** How much of a request body is read ahead of the function (backpressure beyond it). */
+const BODY_HIGH_WATER_MARK = 64 * 1024;
+
+/** Stops a request's body stream from taking more of the request; see `releaseBody`. */
+const detachers = new WeakMap<IncomingMessage, () => void>();
+
+/**
+ * The request body as a web stream, pulled from the connection as the function reads it.
+ * Not `Readable.toWeb(req)`: cancelling that stream destroys the request and with it the
+ * connection, so a function that stops reading a body it refuses (a 413) would reset the
+ * keep-alive connection under the answer it is about to send.
+ */
+function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let detach = () => {};
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const onData = (chunk: Buffer) => {
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 0) <= 0) req.pause();
+        };
+        const onEnd = () => {
+          detach();
+          controller.close();
+        };
+        const onError = (error: Error) => {
+          detach();
+          controller.error(error);
+        };
+        detach = () => {
+          req.off("data", onData);
+          req.off("end", onEnd);
+          req.off("error", onError);
+          detachers.delete(req);
+        };
+        req.on("data", onData);
+        req.once("end", onEnd);
+        req.once("error", onError);
+        detachers.set(req, () => {
+          detach();
+          controller.error(new Error("the response was sent before the request body was read"));
+        });
+      },
+      pull() {
+        req.resume();
+      },
+      cancel() {
+        detach();
+        discardRest(req);
+      },
+    },
+    { highWaterMark: BODY_HIGH_WATER_MARK, size: (chunk) => chunk.byteLength },
+  );
+}
+
+/**
+ * Once the answer is sent, whatever of the request body the function did not read is read and
+ * dropped, as Node does for a body nobody listened to (`IncomingMessage._dump`). RFC 9112 §9.3:
+ * a server must read the entire request body or close the connection after its response;
+ * draining keeps the connection for the keep-alive client (every `fetch`) that sends its next
+ * request on it.
+ */
+export function releaseBody(req: IncomingMessage) {
+  detachers.get(req)?.();
+  discardRest(req);
+}
+
+function discardRest(req: IncomingMessage) {
+  if (!req.complete) req.resume();
+}
+
 export async function writeResponse(res: ServerResponse, response: Response, head: boolean) {
+  res.once("finish", () => releaseBody(res.req));
   res.statusCode = response.status;
   for (const [name, value] of response.headers) {
     if (name !== "set-cookie") res.setHeader(name, value);
@@ -186,8 +283,69 @@ export async function writeResponse(res: ServerResponse, response: Response, hea
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) res.setHeader("set-cookie", cookies);
   if (!response.body || head) {
+    await response.body?.cancel();
     res.end();
     return;
   }
-  await pipeline(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), res);
+  await writeBody(res, response.body.getReader());
+}
+
+/**
+ * Copies the body to the connection chunk by chunk (a stream's events go out as they come),
+ * waiting for `drain` when the socket is full, and cancels the body when the client goes away
+ * (which aborts the function's work through the stream's `cancel`). A body complete at once
+ * (any `Response.json`) is written in one `end`, so Node sends it with a Content-Length.
+ * Not `pipeline(Readable.fromWeb(body), res)`: the same, at several times the CPU per request
+ * (bench/adapter.ts).
+ */
+async function writeBody(res: ServerResponse, reader: ReadableStreamDefaultReader<Uint8Array>) {
+  let closed = false;
+  const onClose = () => {
+    closed = true;
+    reader.cancel().catch(() => {});
+  };
+  res.once("close", onClose);
+  const write = async (chunk: Uint8Array) => {
+    if (!closed && !res.write(chunk)) await drained(res);
+  };
+  try {
+    // One chunk is held back until the next read says whether it was the last.
+    let held: Uint8Array | undefined;
+    for (;;) {
+      const read = reader.read();
+      let next = held ? await settledNow(read) : await read;
+      if (next === undefined) {
+        // The function is still producing: what it sent so far goes out now.
+        await write(held as Uint8Array);
+        held = undefined;
+        next = await read;
+      }
+      if (next.done || closed) break;
+      if (held) await write(held);
+      held = next.value;
+    }
+    if (!closed) res.end(held);
+  } catch (error) {
+    res.destroy(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  } finally {
+    res.off("close", onClose);
+  }
+}
+
+/** The read's result if it is already settled, else undefined (without waiting for it). */
+function settledNow<T>(promise: Promise<T>): Promise<T | undefined> {
+  return Promise.race([promise, Promise.resolve().then(() => undefined)]);
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }

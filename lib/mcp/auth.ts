@@ -8,7 +8,7 @@ import {
   verifyAccessToken,
 } from "../oauth/access-token.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "../oauth/origin.js";
-import { MCP_SCOPE } from "../oauth/scopes.js";
+import { coversScopes, FIRST_LOGIN_SCOPES } from "../scopes.js";
 
 /** Who is calling, as tools see it in `extra.authInfo.extra`. */
 export interface McpCaller {
@@ -129,7 +129,8 @@ async function authenticate(
   const challenge = (params: Record<string, string>) =>
     `Bearer ${Object.entries({
       resource_metadata: urls.protectedResourceMetadata,
-      scope: MCP_SCOPE,
+      // MCP 2026-07-28 basic/authorization: a 401 names what a first login needs, no more.
+      scope: FIRST_LOGIN_SCOPES.join(" "),
       ...params,
     })
       .map(([k, v]) => `${k}="${v.replace(/["\\]/g, "")}"`)
@@ -188,8 +189,10 @@ async function authenticate(
     return invalidToken(error.message);
   }
   const scopes = token.scope.split(" ").filter(Boolean);
-  if (!scopes.includes(MCP_SCOPE)) {
-    const description = `This needs the ${MCP_SCOPE} scope`;
+  // Every tool needs at least the first-login scopes (or a scope that implies them); a tool
+  // that needs more is refused by its own scope challenge (lib/mcp/tool-scopes.ts).
+  if (!coversScopes(scopes, FIRST_LOGIN_SCOPES)) {
+    const description = `This needs the ${FIRST_LOGIN_SCOPES.join(" ")} scope`;
     return {
       ok: false,
       response: Response.json(
@@ -219,6 +222,8 @@ async function authenticate(
       scopes,
       expiresAt: token.exp,
       resource: new URL(token.aud),
+      // Where a tool's 403 insufficient_scope challenge points (RFC 9728 §5.1).
+      resourceMetadataUrl: urls.protectedResourceMetadata,
       extra: { ...caller },
     },
   };

@@ -15,7 +15,7 @@ import { adoptTraceparent, log } from "../log.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
 import { authenticateMcpRequest } from "./auth.js";
 import { closingWhenDone, withDeadline } from "./deadline.js";
-import { cachingToolSchemas } from "./schema-cache.js";
+import { toolRegistrar } from "./registrar.js";
 import { instructions, serverInfo, tools } from "./server.js";
 
 /**
@@ -64,7 +64,7 @@ export const MCP_REQUEST_DEADLINE_MS = 25_000;
 
 export function createMcpServer(): McpServer {
   const server = new McpServer(serverInfo, { capabilities: { tools: {} }, instructions });
-  const registrar = cachingToolSchemas(server);
+  const registrar = toolRegistrar(server);
   for (const register of tools) register(registrar);
   // McpServer advertises listChanged on the first registerTool; a stateless server has no
   // stream to send notifications/tools/list_changed on, so it must not promise them, and with
@@ -126,7 +126,10 @@ export function createMcpHandler(
       return preflightResponse(origin, CORS, request);
     }
     let response: Response;
-    if (request.method !== "POST") {
+    const pointer = request.method === "GET" ? await browserPointer(request, config) : null;
+    if (pointer) {
+      response = pointer;
+    } else if (request.method !== "POST") {
       // A stateless server never sends unsolicited messages, so there is no GET stream, and
       // there is no session to DELETE.
       response = jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
@@ -144,6 +147,18 @@ export function createMcpHandler(
     if (origin !== null) applyCors(headers, origin, CORS);
     return new Response(response.body, { status: response.status, headers });
   };
+}
+
+/**
+ * A person's browser opening `/mcp`: the same 405, as a page pointing at the front page
+ * (issue #18). Loaded only for a GET, which no MCP client of ours sends, so the pages module
+ * stays out of the common request's imports.
+ */
+async function browserPointer(request: Request, config: Config): Promise<Response | null> {
+  const { mcpBrowserPointer, prefersHtml } = await import("../front-page/mcp-pointer.js");
+  if (!prefersHtml(request.headers.get("accept"))) return null;
+  const urls = resolvePublicUrls(request, config);
+  return urls ? mcpBrowserPointer(urls) : null;
 }
 
 /** `/mcp` as deployed: our access token required, our server definition. */

@@ -1,5 +1,3 @@
-import type { McpServer } from "@modelcontextprotocol/server";
-
 /**
  * The SDK turns each tool's schema into JSON Schema (for `tools/list`, and for the 2026-07-28
  * `Mcp-Param` header check of every `tools/call`) and caches the result per server. We build a
@@ -63,26 +61,4 @@ function deepFreeze<T>(value: T): T {
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
-}
-
-/** `server`, whose `registerTool` caches the JSON Schema of the schemas it is given. */
-export function cachingToolSchemas(server: McpServer): McpServer {
-  return new Proxy(server, {
-    get(target, property) {
-      if (property === "registerTool") {
-        return (name: string, config: Record<string, unknown>, callback: unknown) =>
-          (target.registerTool as (...args: unknown[]) => unknown)(
-            name,
-            {
-              ...config,
-              inputSchema: withCachedJsonSchema(config.inputSchema),
-              outputSchema: withCachedJsonSchema(config.outputSchema),
-            },
-            callback,
-          );
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
 }

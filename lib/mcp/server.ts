@@ -1,19 +1,17 @@
 import type { McpServer } from "@modelcontextprotocol/server";
-import { registerCurrentTime } from "./tools/current-time.js";
-import { registerGenerateUuid } from "./tools/generate-uuid.js";
-import { registerHashText } from "./tools/hash-text.js";
-import { registerUpstreamUserinfo } from "./tools/upstream-userinfo.js";
-import { registerWhoami } from "./tools/whoami.js";
+import { exampleTools } from "./tools/index.js";
 
 /**
  * The MCP server this deployment serves: edit this file to make it yours.
  *
  * To add a tool, write `lib/mcp/tools/<name>.ts` exporting a function that calls
- * `server.registerTool(...)` (a `z.object` input schema, annotations; the handler gets its
- * arguments and `ctx`: `ctx.http?.authInfo` for the caller, `ctx.mcpReq.signal` to stop when
- * the client goes away), and add it to `tools` below. A fresh server is built from this
- * definition for every request, in both protocol eras, so tools must not keep state in memory
- * between calls: put anything that must last in the store.
+ * `server.registerTool(...)` (a `z.object` input schema, annotations, and `scopes`: what a
+ * token needs to call it, from lib/scopes.ts, the first-login scope when absent; the handler gets
+ * its arguments and `ctx`: `ctx.http?.authInfo` for the caller, `ctx.mcpReq.signal` to stop when
+ * the client goes away), and add it to `tools` below. The examples come from
+ * `lib/mcp/tools/index.ts`; drop `...exampleTools` to serve only yours. A fresh server is built
+ * from this definition for every request, in both protocol eras, so tools must not keep state
+ * in memory between calls: put anything that must last in the store.
  */
 export const serverInfo = {
   name: "vercel-mcp-oauth",
@@ -24,12 +22,10 @@ export const serverInfo = {
 export const instructions =
   "Tools: whoami (the signed-in user), upstream_userinfo (the user's profile at the identity " +
   "provider), current_time (the time in any time zone), generate_uuid (random UUIDs), " +
-  "hash_text (SHA-2 digests).";
+  "hash_text (SHA-2 digests), list_notes / save_note / delete_note (a small notebook per user; " +
+  "saving and deleting need the mcp:tools:write scope, which the user approves when first asked).";
 
 export const tools: ReadonlyArray<(server: McpServer) => void> = [
-  registerWhoami,
-  registerUpstreamUserinfo,
-  registerCurrentTime,
-  registerGenerateUuid,
-  registerHashText,
+  ...exampleTools,
+  // Your tools: registerMyTool, ...
 ];

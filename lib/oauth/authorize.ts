@@ -3,6 +3,7 @@ import type { Config } from "../config.js";
 import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
 import { readForm, singleValued } from "../http/body.js";
 import { log } from "../log.js";
+import { expandScopes, SCOPE_CATALOGUE } from "../scopes.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError } from "../upstream/types.js";
 import { createBrowserBinding } from "./browser-binding.js";
@@ -29,7 +30,7 @@ import {
   redirectUriProblem,
 } from "./redirect-uri.js";
 import { createUpstreamState } from "./relay.js";
-import { MCP_SCOPE, OFFLINE_ACCESS, parseScope } from "./scopes.js";
+import { OFFLINE_ACCESS, parseScope } from "./scopes.js";
 
 /** A validated authorization request, carried signed through the consent form. */
 export interface AuthorizationRequest {
@@ -62,12 +63,13 @@ export const PENDING_LOGIN_TTL_SECONDS = 600;
 const CONSENT_FORM_TTL_SECONDS = 600;
 export const pendingLoginKey = (state: string) => `login:${sha256(state)}`;
 
-const SCOPE_DESCRIPTIONS: Record<string, string> = {
-  [MCP_SCOPE]: "Use the tools of this MCP server as you",
+/** What the consent page says each scope lets the client do: the catalogue's words. */
+function describeScope(name: string): string {
   // Not a promise of its own: whether the client stays connected, and how long, is the page's
   // "How long" line (staysConnectedFor), which holds whether or not it asked for this scope.
-  [OFFLINE_ACCESS]: "Stay connected while you are away",
-};
+  if (name === OFFLINE_ACCESS) return "Stay connected while you are away";
+  return Object.hasOwn(SCOPE_CATALOGUE, name) ? (SCOPE_CATALOGUE[name]?.description ?? name) : name;
+}
 
 /**
  * How long an approval lets the client act without the user, as the consent page states it
@@ -200,10 +202,13 @@ async function authorizeGet(
   // resource owner authorized). A request for more, such as the step-up after a 403
   // insufficient_scope (MCP 2025-11-25, Scope Challenge Handling), shows the page again.
   const remembered = rememberedScopes(request, urls.origin, deps.secrets, client.client_id);
+  // What this browser approved for the client before, with what it implies (a write scope
+  // approved covers its read scope): remembered consent never widens silently (issue #13).
+  const approvedBefore = expandScopes(remembered ?? []);
   if (
     params.prompt !== "consent" &&
     remembered !== null &&
-    authRequest.scope.every((scope) => remembered.includes(scope))
+    authRequest.scope.every((scope) => approvedBefore.has(scope))
   ) {
     return startUpstreamLogin(authRequest, urls, config, deps, []);
   }
@@ -231,9 +236,12 @@ async function authorizeGet(
       claimedHost: client.client_uri ? new URL(client.client_uri).host : undefined,
       redirectUri: authRequest.redirectUri,
       serverHost: new URL(urls.origin).host,
+      // A step-up (the client asking again with more): the scopes this browser approved for
+      // it before are marked as such, so the new ones stand out (issue #13).
       scopes: authRequest.scope.map((name) => ({
         name,
-        description: SCOPE_DESCRIPTIONS[name] ?? name,
+        description: describeScope(name),
+        approvedBefore: approvedBefore.has(name),
       })),
       connectedFor: describeDuration(staysConnectedFor(client, config)),
       signedRequest,
@@ -343,7 +351,7 @@ export async function validateAuthorizationRequest(
   }
   const parsedScope = parseScope(params.scope);
   if (!parsedScope.ok) return fail("invalid_scope", parsedScope.reason);
-  const scope = withinRegisteredScope(parsedScope.scopes, client);
+  const scope = withinRegisteredScope(parsedScope.scopes, client, deps.staticClients);
   if (scope.length === 0) {
     return fail("invalid_scope", "The client did not register for any of the requested scopes");
   }
@@ -375,10 +383,20 @@ export async function validateAuthorizationRequest(
  * RFC 7591 §2: a client's registered `scope` is the most it may ask for, so the request is
  * narrowed to it (dropping what it never registered, as RFC 6749 §3.3 lets the server do; the
  * token response's `scope` tells the client what it got). No registered scope: no narrowing.
+ *
+ * Only a pre-registered client's scope binds: the operator chose it. A dynamic registration or a
+ * metadata document states its own scope, and whoever wrote it can write a wider one at any time,
+ * so it limits nothing; and MCP clients register with the scope of their first login (SEP-835),
+ * so binding them to it would forbid every later step-up to a tool's scope (MCP 2026-07-28
+ * basic/authorization, "Step-Up Authorization"; issue #13).
  */
-function withinRegisteredScope(requested: string[], client: ClientRecord): string[] {
-  if (client.scope === undefined) return requested;
-  const registered = new Set(client.scope.split(" ").filter(Boolean));
+function withinRegisteredScope(
+  requested: string[],
+  client: ClientRecord,
+  staticClients: ReadonlyMap<string, ClientRecord>,
+): string[] {
+  if (client.scope === undefined || !staticClients.has(client.client_id)) return requested;
+  const registered = expandScopes(client.scope.split(" ").filter(Boolean));
   return requested.filter((s) => registered.has(s));
 }
 

@@ -14,6 +14,7 @@ import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
 import { errorPage } from "./pages.js";
 import { hostMatches, STATE_TTL_SECONDS, stateOrigin } from "./relay.js";
 import { CLIENT_SUBJECT_PREFIX } from "./scopes.js";
+import { checkSignIn, emailDomain } from "./sign-in-policy.js";
 
 /** Upstream errors that mean "the user did not (or could not) sign in", not a fault of ours. */
 const USER_ERRORS = new Set([
@@ -175,6 +176,21 @@ async function finishLogin(
         "The identity provider named a subject this server cannot accept",
       );
     }
+    // The sign-in policy, before anything of this login is stored or marked: a refused person
+    // gets a page, never a redirect to the client, and keeps no session at the provider via us.
+    const verdict = await checkSignIn(config, identity, tokens);
+    if (!verdict.allowed) {
+      log.warn("callback.signin_refused", {
+        reason: verdict.reasons.join("; "),
+        subject: shortId(identity.subject),
+        // An address is personal data: its domain says enough to tell a typo from a stranger.
+        emailDomain: identity.email ? emailDomain(identity.email) : null,
+        client: shortId(pending.clientId),
+        login: shortId(sha256(state)),
+      });
+      await revokeQuietly(deps, tokens);
+      return notAllowed(identity.email ?? identity.name);
+    }
     // Before the code exists: /token and /revoke fetch a metadata document only for a client
     // that signed in here (lib/oauth/cimd.ts); a marker without a grant permits one fetch.
     await markMetadataClientAuthorized(deps.store, pending.clientId, config.oauth.refreshTokenTtl);
@@ -192,6 +208,9 @@ async function finishLogin(
   } catch (error) {
     if (error instanceof UpstreamError) {
       log.warn("callback.upstream_failed", { kind: error.kind, detail: error.message });
+      // A failure after the code exchange (reading organization memberships): nothing will
+      // refer to the provider's tokens, so they are ended as on a store outage.
+      if (obtained) await revokeQuietly(deps, obtained);
       return error.kind === "unavailable"
         ? back("temporarily_unavailable", "The identity provider cannot be reached; try again")
         : back("server_error", "The sign-in at the identity provider could not be verified");
@@ -204,6 +223,15 @@ async function finishLogin(
     }
     throw error;
   }
+}
+
+/** A person the sign-in policy refused (lib/oauth/sign-in-policy.ts). Never a redirect. */
+function notAllowed(account: string | undefined): Response {
+  return errorPage(
+    403,
+    "Not allowed to use this server",
+    `You signed in${account ? ` as ${account}` : ""}, but this account is not allowed to use this server. If you should have access, ask the person who runs this server to add your account. To use another account, sign out at the identity provider first.`,
+  );
 }
 
 async function revokeQuietly(deps: OAuthDeps, tokens: UpstreamTokens): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Config } from "../config.js";
+import { FIRST_LOGIN_SCOPES } from "../scopes.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
-import { MCP_SCOPE, SUPPORTED_SCOPES } from "./scopes.js";
+import { SUPPORTED_SCOPES } from "./scopes.js";
 
 /** Clients in browsers read discovery documents cross-origin; nothing here is a credential. */
 const PUBLIC_HEADERS = {
@@ -50,7 +51,9 @@ export function protectedResourceMetadata(urls: PublicUrls, form: "mcp" | "root"
   return {
     resource: form === "mcp" ? urls.resource : urls.origin,
     authorization_servers: [urls.issuer],
-    scopes_supported: [MCP_SCOPE],
+    // MCP 2026-07-28 basic/authorization: the minimal set a first login needs, never
+    // offline_access; tools that need more say so in their 403 challenge (lib/scopes.ts).
+    scopes_supported: [...FIRST_LOGIN_SCOPES],
     bearer_methods_supported: ["header"],
   };
 }

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { currentRequestId } from "../log.js";
 
 /**
  * The HTML pages we serve (consent, errors): plain forms that work without JavaScript, no
@@ -15,12 +16,14 @@ p{margin:0 0 16px}
 .muted{color:var(--muted);font-size:.9rem}
 dl{margin:0 0 20px;border-top:1px solid var(--line)}
 dt{margin-top:12px;font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
-dd{margin:2px 0 12px;word-break:break-all}
+dd{margin:2px 0 12px;overflow-wrap:anywhere}
 ul{margin:4px 0 0;padding-left:20px}
 .warn{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:10px 12px;font-size:.9rem;margin-bottom:16px}
 .actions{display:flex;gap:12px;margin:20px 0 16px}
 .scope{white-space:nowrap}
-.redirect{font-size:1.05rem;padding:10px 12px;border:1px solid var(--line);border-radius:8px;word-break:break-all}
+.new{color:var(--accent);text-transform:uppercase;font-size:.75rem;letter-spacing:.04em}
+.new-scope{font-weight:600}
+.redirect{font-size:1.05rem;padding:10px 12px;border:1px solid var(--line);border-radius:8px;overflow-wrap:anywhere}
 button{flex:1;font:inherit;font-weight:600;padding:10px 16px;border-radius:8px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
 button.primary{background:var(--accent);border-color:var(--accent);color:#fff}
 button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
@@ -84,6 +87,15 @@ export function htmlResponse(
   return new Response(html, { status, headers });
 }
 
+/**
+ * The request id under an error page (Vercel's `x-vercel-id`, also the `X-Request-Id` header):
+ * what a person quotes to the operator, who finds the request's log lines by it.
+ */
+function requestIdLine(): string {
+  const id = currentRequestId();
+  return id ? `\n<p class="muted">Request id: <code>${escapeHtml(id)}</code></p>` : "";
+}
+
 /** An error we cannot send back to the client (its identity or redirect URI is not trusted). */
 export function errorPage(
   status: number,
@@ -96,7 +108,7 @@ export function errorPage(
       title,
       `<h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(message)}</p>
-<p class="muted">You can close this window and start again from the application you were using.</p>`,
+<p class="muted">You can close this window and start again from the application you were using.</p>${requestIdLine()}`,
     ),
     status,
     // RFC 9110 §10.2.3: a 503 (the store is unreachable) says when to retry, as the JSON
@@ -121,7 +133,7 @@ export function errorPageWithLink(
       title,
       `<h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(message)}</p>
-<p class="muted">If you trust ${escapeHtml(host)}, you can <a href="${escapeHtml(href)}" rel="noreferrer">return to it</a>; otherwise close this window.</p>`,
+<p class="muted">If you trust ${escapeHtml(host)}, you can <a href="${escapeHtml(href)}" rel="noreferrer">return to it</a>; otherwise close this window.</p>${requestIdLine()}`,
     ),
     status,
   );
@@ -136,7 +148,8 @@ export interface ConsentView {
   claimedHost?: string | undefined;
   redirectUri: string;
   serverHost: string;
-  scopes: Array<{ name: string; description: string }>;
+  /** `approvedBefore`: approved for this client in this browser already (a step-up's old scopes). */
+  scopes: Array<{ name: string; description: string; approvedBefore?: boolean }>;
   /** How long the approval lets the client act without the user, e.g. "30 days". */
   connectedFor: string;
   signedRequest: string;
@@ -144,7 +157,21 @@ export interface ConsentView {
 }
 
 /** REQUIREMENTS §6: name the client, its redirect host and the scopes, before anything else. */
+/**
+ * One requested scope on the consent page. In a step-up (some scopes approved before), the new
+ * ones are marked "new" and the old ones "approved before", so the person sees what changes.
+ */
+function scopeItem(scope: ConsentView["scopes"][number], stepUp: boolean): string {
+  const badge = !stepUp
+    ? ""
+    : scope.approvedBefore
+      ? ' <span class="muted">approved before</span>'
+      : ' <strong class="new">new</strong>';
+  return `<li${stepUp && !scope.approvedBefore ? ' class="new-scope"' : ""}>${escapeHtml(scope.description)} <span class="muted scope">(${escapeHtml(scope.name)})</span>${badge}</li>`;
+}
+
 export function consentPage(view: ConsentView, setCookies: string[]): Response {
+  const stepUp = view.scopes.some((s) => s.approvedBefore);
   const redirect = describeRedirect(view.redirectUri);
   const name = view.clientName ?? "An unnamed application";
   const warnings: string[] = [];
@@ -170,7 +197,7 @@ ${warnings.map((w) => `<div class="warn" role="note">${w}</div>`).join("\n")}
 <dt>Application</dt>
 <dd>${escapeHtml(name)}${origin}<br><span class="muted">Client ID <code>${escapeHtml(view.clientId)}</code></span></dd>
 <dt>It will be able to</dt>
-<dd><ul>${view.scopes.map((s) => `<li>${escapeHtml(s.description)} <span class="muted scope">(${escapeHtml(s.name)})</span></li>`).join("")}</ul></dd>
+<dd><ul>${view.scopes.map((s) => scopeItem(s, stepUp)).join("")}</ul></dd>
 <dt>How long</dt>
 <dd>Up to ${escapeHtml(view.connectedFor)} without asking you again</dd>
 </dl>

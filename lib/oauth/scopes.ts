@@ -1,13 +1,19 @@
+import { FIRST_LOGIN_SCOPES, isCatalogueScope, SCOPE_CATALOGUE } from "../scopes.js";
+
 /**
- * Scopes of our own tokens. `mcp:tools` is what `/mcp` requires; `offline_access` is accepted
- * (mcp-remote and OIDC-minded clients append it) but never needed: clients registered for the
- * refresh_token grant get refresh tokens either way. Upstream scopes are a separate, server-side
- * setting (`UPSTREAM_SCOPES`) that no MCP client sees.
+ * Scopes of our own tokens: the tool scopes of the catalogue (lib/scopes.ts), and
+ * `offline_access`, accepted (mcp-remote and OIDC-minded clients append it) but never needed:
+ * clients registered for the refresh_token grant get refresh tokens either way. Upstream scopes
+ * are a separate, server-side setting (`UPSTREAM_SCOPES`) that no MCP client sees.
  */
-export const MCP_SCOPE = "mcp:tools";
+export const MCP_SCOPE = FIRST_LOGIN_SCOPES[0];
 export const OFFLINE_ACCESS = "offline_access";
-export const SUPPORTED_SCOPES = [MCP_SCOPE, OFFLINE_ACCESS] as const;
-export const DEFAULT_SCOPES = [MCP_SCOPE];
+/** What the authorization server's metadata lists (RFC 8414 §2 `scopes_supported`). */
+export const SUPPORTED_SCOPES: readonly string[] = [
+  ...Object.keys(SCOPE_CATALOGUE),
+  OFFLINE_ACCESS,
+];
+export const DEFAULT_SCOPES: readonly string[] = FIRST_LOGIN_SCOPES;
 
 /** Scope strings are space-separated NQCHAR tokens (RFC 6749 §3.3). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
@@ -24,7 +30,7 @@ export function parseScope(
   const requested = [...new Set(scope.split(" ").filter(Boolean))];
   for (const s of requested) {
     if (!SCOPE_TOKEN.test(s)) return { ok: false, reason: "scope contains invalid characters" };
-    if (!(SUPPORTED_SCOPES as readonly string[]).includes(s)) {
+    if (!isCatalogueScope(s) && s !== OFFLINE_ACCESS) {
       return { ok: false, reason: `unknown scope: ${s.slice(0, 40)}` };
     }
   }

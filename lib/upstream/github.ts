@@ -11,7 +11,8 @@ import {
 /**
  * GitHub, which is not an OpenID Provider: no discovery, no id_token. The user comes from
  * `GET /user` (the numeric id is the stable subject; logins can be renamed), the email from the
- * verified primary address of `GET /user/emails` when the `user:email` scope was granted.
+ * verified primary address of `GET /user/emails` (with the `user:email` scope for an OAuth App,
+ * the "Email addresses" permission for a GitHub App).
  *
  * OAuth Apps issue access tokens that never expire and no refresh token; GitHub Apps with
  * expiring tokens issue both, with `expires_in`. Both shapes are handled: our own session
@@ -19,44 +20,9 @@ import {
  */
 export function createGitHubUpstream(config: UpstreamConfig): Upstream {
   const web = config.issuer.replace(/\/+$/, "");
-  const api = (config.apiUrl ?? "https://api.github.com").replace(/\/+$/, "");
-
-  /** `caller`: the caller's signal, when it can give up (a tool call); see callSignal. */
-  async function call(url: string, init: RequestInit, caller?: AbortSignal): Promise<Response> {
-    try {
-      return await fetch(url, {
-        ...init,
-        signal: callSignal(config.timeoutMs, caller),
-        redirect: "error",
-      });
-    } catch (error) {
-      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
-      const timedOut = error instanceof Error && error.name === "TimeoutError";
-      throw new UpstreamError(
-        "unavailable",
-        timedOut ? "GitHub timed out" : "GitHub is unreachable",
-      );
-    }
-  }
-
-  async function json(response: Response, what: string, caller?: AbortSignal): Promise<unknown> {
-    let text: string;
-    try {
-      text = await response.text();
-    } catch {
-      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
-      // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
-      throw new UpstreamError("unavailable", `${what}: GitHub's answer was cut off`);
-    }
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new UpstreamError(
-        response.status >= 500 ? "unavailable" : "invalid",
-        `${what}: GitHub answered ${response.status} without JSON`,
-      );
-    }
-  }
+  const api = apiOrigin(config);
+  const call = (url: string, init: RequestInit, caller?: AbortSignal) =>
+    callGitHub(config, url, init, caller);
 
   async function tokenRequest(
     form: URLSearchParams,
@@ -78,7 +44,7 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
       },
       caller,
     );
-    const body = (await json(response, what, caller)) as Record<string, unknown>;
+    const body = (await readGitHubJson(response, what, caller)) as Record<string, unknown>;
     // GitHub reports OAuth errors with status 200 and an `error` field.
     if (!response.ok || typeof body.error === "string") {
       const error = typeof body.error === "string" ? body.error : "unknown_error";
@@ -100,19 +66,18 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
     return tokens;
   }
 
-  async function apiGet(path: string, accessToken: string, caller?: AbortSignal) {
-    const response = await call(
-      `${api}${path}`,
-      {
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          accept: "application/vnd.github+json",
-          "x-github-api-version": "2022-11-28",
-          "user-agent": "mcp-oauth-server",
-        },
-      },
-      caller,
-    );
+  /** GET on GitHub's API; with `refusalIsAbsence`, a 403 or 404 answers null instead of failing. */
+  async function apiGet(
+    path: string,
+    accessToken: string,
+    caller?: AbortSignal,
+    refusalIsAbsence = false,
+  ) {
+    const response = await call(`${api}${path}`, { headers: apiHeaders(accessToken) }, caller);
+    if (refusalIsAbsence && (response.status === 403 || response.status === 404)) {
+      await response.body?.cancel();
+      return null;
+    }
     if (!response.ok) {
       await response.body?.cancel();
       throw new UpstreamError(
@@ -121,7 +86,7 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
         response.status === 401 ? "invalid_token" : undefined,
       );
     }
-    return json(response, path, caller);
+    return readGitHubJson(response, path, caller);
   }
 
   async function identify(tokens: UpstreamTokens): Promise<UpstreamIdentity> {
@@ -132,11 +97,19 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
     const identity: UpstreamIdentity = { subject: String(user.id) };
     const name = user.name ?? user.login;
     if (typeof name === "string" && name) identity.name = name.slice(0, 200);
-    const granted = (tokens.scope ?? "").split(/[ ,]+/);
-    if (granted.includes("user:email") || granted.includes("user")) {
-      const emails = (await apiGet("/user/emails", tokens.accessToken)) as Array<
-        Record<string, unknown>
-      >;
+    const granted = (tokens.scope ?? "").split(/[ ,]+/).filter(Boolean);
+    // An OAuth App's token reads the addresses with `user:email`; a GitHub App's user token has
+    // no scopes at all (its reach is the app's permissions: "Email addresses", read), so it asks
+    // and takes a refusal (403/404) as no address (GitHub REST, "List email addresses for the
+    // authenticated user").
+    const appToken = granted.length === 0;
+    if (appToken || granted.includes("user:email") || granted.includes("user")) {
+      const emails = (await apiGet(
+        "/user/emails",
+        tokens.accessToken,
+        undefined,
+        appToken,
+      )) as Array<Record<string, unknown>> | null;
       const primary = Array.isArray(emails)
         ? emails.find((e) => e.primary === true && e.verified === true)
         : undefined;
@@ -205,4 +178,112 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
       return (await apiGet("/user", accessToken, signal)) as Record<string, unknown>;
     },
   };
+}
+
+const apiOrigin = (config: UpstreamConfig) =>
+  (config.apiUrl ?? "https://api.github.com").replace(/\/+$/, "");
+
+function apiHeaders(accessToken: string): Record<string, string> {
+  return {
+    authorization: `Bearer ${accessToken}`,
+    accept: "application/vnd.github+json",
+    "x-github-api-version": "2022-11-28",
+    "user-agent": "mcp-oauth-server",
+  };
+}
+
+/** `caller`: the caller's signal, when it can give up (a tool call); see callSignal. */
+async function callGitHub(
+  config: UpstreamConfig,
+  url: string,
+  init: RequestInit,
+  caller?: AbortSignal,
+): Promise<Response> {
+  try {
+    return await fetch(url, {
+      ...init,
+      signal: callSignal(config.timeoutMs, caller),
+      redirect: "error",
+    });
+  } catch (error) {
+    if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
+    const timedOut = error instanceof Error && error.name === "TimeoutError";
+    throw new UpstreamError("unavailable", timedOut ? "GitHub timed out" : "GitHub is unreachable");
+  }
+}
+
+async function readGitHubJson(
+  response: Response,
+  what: string,
+  caller?: AbortSignal,
+): Promise<unknown> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch {
+    if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
+    // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
+    throw new UpstreamError("unavailable", `${what}: GitHub's answer was cut off`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UpstreamError(
+      response.status >= 500 ? "unavailable" : "invalid",
+      `${what}: GitHub answered ${response.status} without JSON`,
+    );
+  }
+}
+
+/**
+ * The signed-in user's membership of one organization, as GitHub shows it to the user's own token.
+ * `unreadable`: GitHub would not say, which the sign-in policy treats as no membership.
+ */
+export type GitHubOrgMembership = "active" | "pending" | "none" | "unreadable";
+
+/**
+ * "Get an organization membership for the authenticated user", `GET /user/memberships/orgs/{org}`
+ * (https://docs.github.com/rest/orgs/members#get-an-organization-membership-for-the-authenticated-user):
+ * 200 with `state` `active` or `pending` (an invitation not yet accepted, which is no membership),
+ * 404 when the user "is not affiliated with the organization", 403 when the request is refused.
+ * Unlike `GET /user/orgs`, it sees private memberships too. It needs the `read:org` scope for an
+ * OAuth App (https://docs.github.com/apps/oauth-apps/building-oauth-apps/scopes-for-oauth-apps:
+ * "Read-only access to organization membership"); a GitHub App's user token has no scopes and
+ * needs the app's "Members" organization permission (read), the app installed on the
+ * organization (https://docs.github.com/rest/authentication/permissions-required-for-github-apps).
+ */
+export async function readGitHubOrgMembership(
+  config: UpstreamConfig,
+  accessToken: string,
+  org: string,
+): Promise<GitHubOrgMembership> {
+  const path = `/user/memberships/orgs/${encodeURIComponent(org)}`;
+  const response = await callGitHub(config, `${apiOrigin(config)}${path}`, {
+    headers: apiHeaders(accessToken),
+  });
+  if (response.status === 404) {
+    await response.body?.cancel();
+    return "none";
+  }
+  if (response.status === 401 || response.status >= 500) {
+    await response.body?.cancel();
+    throw new UpstreamError(
+      response.status >= 500 ? "unavailable" : "rejected",
+      `GitHub /user/memberships/orgs answered ${response.status}`,
+      response.status === 401 ? "invalid_token" : undefined,
+    );
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    return "unreadable";
+  }
+  const body = (await readGitHubJson(response, "/user/memberships/orgs")) as Record<
+    string,
+    unknown
+  > | null;
+  const organization = body?.organization as Record<string, unknown> | undefined;
+  // The answer must be about the organization asked for; anything else proves nothing.
+  if (String(organization?.login ?? "").toLowerCase() !== org.toLowerCase()) return "unreadable";
+  if (body?.state === "active") return "active";
+  return body?.state === "pending" ? "pending" : "unreadable";
 }

@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -6,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDevIdentityProvider } from "../../lib/dev/idp.js";
 import { createRouter } from "../../lib/dev/routes.js";
 import { type DevServer, startDevServer } from "../../lib/dev/server.js";
+import { startRunner, stopRunner } from "../fixtures/runner.js";
 
 /**
  * The runner's routing on a throwaway project, so each Vercel rule is checked on its own:
@@ -55,6 +57,48 @@ export async function POST(request) { return new Response("posted " + (await req
       return new Response("ok", { headers });
     } };`,
   );
+  // Answers before reading a body it refuses, as /register does (lib/http/body.ts).
+  write(
+    "api/refuse.mjs",
+    `export default { async fetch(request) {
+      if (request.method === "GET") return new Response(null, { status: 405, headers: { allow: "POST" } });
+      if (Number(request.headers.get("content-length") ?? 0) > 1024) return new Response("too large", { status: 413 });
+      return Response.json({ length: (await request.text()).length });
+    } };`,
+  );
+  // Stops reading a body without a declared length once it is too long, and cancels it.
+  write(
+    "api/cancel.mjs",
+    `export default { async fetch(request) {
+      const reader = request.body.getReader();
+      let size = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return Response.json({ length: size });
+        size += value.byteLength;
+        if (size > 1024) { await reader.cancel(); return new Response("too large", { status: 413 }); }
+      }
+    } };`,
+  );
+  // A stream whose second event waits for the test: the first must reach the client before.
+  write(
+    "api/stream.mjs",
+    `export default { fetch() {
+      const encoder = new TextEncoder();
+      return new Response(new ReadableStream({
+        async start(controller) {
+          controller.enqueue(encoder.encode("first;"));
+          await globalThis.runnerTestRelease;
+          controller.enqueue(encoder.encode("second"));
+          controller.close();
+        },
+        cancel() { globalThis.runnerTestCancelled?.(); },
+      }), { headers: { "content-type": "text/event-stream" } });
+    } };`,
+  );
+  write("public/robots.txt", "User-agent: *\n");
+  write("public/docs/index.html", "<p>docs</p>");
+  write("secret.txt", "not public");
   write(
     "vercel.json",
     JSON.stringify({
@@ -95,14 +139,58 @@ function rawRequest(port: number, head: string): Promise<{ status: number; body:
   });
 }
 
+/**
+ * One request on `agent`; resolves with the status, the body and the local port of the
+ * connection it went on (the same port for two requests: the same keep-alive connection). A body
+ * given as an array is sent chunked, part by part, with no Content-Length.
+ */
+function send(
+  agent: Agent,
+  url: string,
+  options: { method?: string; body?: string | string[]; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string; port: number }> {
+  const { body } = options;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method: options.method ?? "GET",
+        agent,
+        headers: {
+          ...options.headers,
+          ...(typeof body === "string"
+            ? { "content-length": String(Buffer.byteLength(body)) }
+            : {}),
+        },
+      },
+      (res) => {
+        const port = res.socket.localPort ?? 0;
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, port }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    for (const part of Array.isArray(body) ? body : body ? [body] : []) req.write(part);
+    req.end();
+  });
+}
+
 describe("routes from vercel.json", () => {
   it("lists api/ functions as Vercel does", () => {
     const router = createRouter(project);
     expect([...router.functions.keys()].sort()).toEqual([
+      "/api/cancel",
       "/api/cookies",
       "/api/mcp",
       "/api/per-method",
       "/api/prm",
+      "/api/refuse",
+      "/api/stream",
       "/api/well-known",
     ]);
   });
@@ -118,6 +206,11 @@ describe("routes from vercel.json", () => {
     expect(prm?.file).toBe(join(project, "api/prm.mjs"));
     expect(prm?.query.get("resource")).toBe("mcp");
     expect(router.resolve("/.well-known/oauth-protected-resource")?.query.size).toBe(0);
+    expect(router.resolve("/robots.txt")).toMatchObject({
+      kind: "static",
+      file: join(project, "public/robots.txt"),
+    });
+    expect(router.resolve("/mcp")?.kind).toBe("function");
     expect(router.resolve("/api/_shared")).toBeNull();
     expect(router.resolve("/missing")).toBeNull();
     expect(router.resolve("/nowhere")).toBeNull();
@@ -161,6 +254,89 @@ describe("local runner", () => {
   it("keeps several Set-Cookie headers apart", async () => {
     const response = await fetch(`${server.url}/api/cookies`);
     expect(response.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; Path=/"]);
+  });
+
+  it("keeps a keep-alive connection serving after an answer sent before the body was read (issue #16)", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const url = `${server.url}/api/refuse`;
+      const megabyte = "x".repeat(1 << 20);
+      const replies = [
+        await send(agent, url, { method: "POST", body: megabyte }),
+        await send(agent, url),
+        await send(agent, url, { method: "POST", body: "small" }),
+        // Chunked, no declared length: the function reads 1 KB, cancels, answers 413.
+        await send(agent, `${server.url}/api/cancel`, {
+          method: "POST",
+          body: Array.from({ length: 16 }, () => "y".repeat(1 << 16)),
+        }),
+        await send(agent, url, { method: "POST", body: "again" }),
+        // A body larger than what is read ahead, read in full by the function.
+        await send(agent, `${server.url}/mcp`, { method: "POST", body: megabyte }),
+      ];
+      expect(replies.map((r) => r.status)).toEqual([413, 405, 200, 413, 200, 200]);
+      expect(JSON.parse(replies[2]?.body ?? "")).toEqual({ length: 5 });
+      expect((JSON.parse(replies[5]?.body ?? "") as { body: string }).body).toBe(megabyte);
+      // All on one connection: none was reset or closed under the client.
+      expect(new Set(replies.map((r) => r.port)).size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("sends a stream's events as they come, and cancels the stream when the client goes away", async () => {
+    const globals = globalThis as {
+      runnerTestRelease?: Promise<void>;
+      runnerTestCancelled?: () => void;
+    };
+    let release = () => {};
+    globals.runnerTestRelease = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // The second event waits until the first has arrived: held back, the test would time out.
+    const response = await fetch(`${server.url}/api/stream`);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    expect(decoder.decode((await reader.read()).value)).toBe("first;");
+    release();
+    let rest = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += decoder.decode(value);
+    }
+    expect(rest).toBe("second");
+
+    globals.runnerTestRelease = new Promise<void>(() => {});
+    const cancelled = new Promise<void>((resolve) => {
+      globals.runnerTestCancelled = resolve;
+    });
+    const abort = new AbortController();
+    const second = await fetch(`${server.url}/api/stream`, { signal: abort.signal });
+    const secondReader = (second.body as ReadableStream<Uint8Array>).getReader();
+    expect(decoder.decode((await secondReader.read()).value)).toBe("first;");
+    abort.abort();
+    await cancelled;
+  });
+
+  it("sends a body that is complete at once with its Content-Length", async () => {
+    const response = await fetch(`${server.url}/api/refuse`, { method: "POST", body: "abc" });
+    expect(response.headers.get("content-length")).toBe(String('{"length":3}'.length));
+    expect(response.headers.get("transfer-encoding")).toBeNull();
+  });
+
+  it("serves the files of public/ as they are, and no other file of the project (issue #18)", async () => {
+    const robots = await fetch(`${server.url}/robots.txt`);
+    expect(robots.status).toBe(200);
+    expect(robots.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(await robots.text()).toBe("User-agent: *\n");
+    expect(await (await fetch(`${server.url}/docs/`)).text()).toBe("<p>docs</p>");
+    for (const path of ["/secret.txt", "/vercel.json", "/public/robots.txt", "/api/mcp.mjs"]) {
+      expect((await fetch(`${server.url}${path}`)).status, path).toBe(404);
+    }
+    const posted = await fetch(`${server.url}/robots.txt`, { method: "POST", body: "x" });
+    expect(posted.status).toBe(405);
+    expect(posted.headers.get("allow")).toBe("GET, HEAD");
   });
 
   it("answers 404 for unknown paths and rewrites to missing functions", async () => {
@@ -278,6 +454,40 @@ describe("development identity provider", () => {
       }
     } finally {
       await idp.close();
+    }
+  });
+});
+
+describe("npm run dev keeps keep-alive connections (issue #16)", () => {
+  let runner: Awaited<ReturnType<typeof startRunner>>;
+  beforeAll(async () => {
+    runner = await startRunner();
+  });
+  afterAll(() => stopRunner(runner.child));
+
+  it("serves 413, 405 and a registration in a row on one keep-alive connection", async () => {
+    const origin = new URL(runner.mcpUrl).origin;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const json = { "content-type": "application/json" };
+    try {
+      const tooLarge = await send(agent, `${origin}/register`, {
+        method: "POST",
+        headers: json,
+        body: "x".repeat(1 << 20),
+      });
+      const get = await send(agent, `${origin}/register`);
+      const registered = await send(agent, `${origin}/register`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({
+          redirect_uris: ["http://127.0.0.1:5000/cb"],
+          token_endpoint_auth_method: "none",
+        }),
+      });
+      expect([tooLarge.status, get.status, registered.status]).toEqual([413, 405, 201]);
+      expect(new Set([tooLarge.port, get.port, registered.port]).size).toBe(1);
+    } finally {
+      agent.destroy();
     }
   });
 });

@@ -52,8 +52,11 @@ describe("npm run dev with the MCP SDK client", () => {
       const { tools } = await client.listTools();
       expect(tools.map((t) => t.name).sort()).toEqual([
         "current_time",
+        "delete_note",
         "generate_uuid",
         "hash_text",
+        "list_notes",
+        "save_note",
         "upstream_userinfo",
         "whoami",
       ]);

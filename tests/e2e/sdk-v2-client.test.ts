@@ -33,7 +33,16 @@ const REDIRECT = "http://127.0.0.1:47995/callback";
 const MODERN = "2026-07-28";
 /** Long enough for the steps before the refresh test, short enough for that test to wait out. */
 const ACCESS_TOKEN_TTL = 10;
-const TOOLS = ["whoami", "upstream_userinfo", "current_time", "generate_uuid", "hash_text"];
+const TOOLS = [
+  "whoami",
+  "upstream_userinfo",
+  "current_time",
+  "generate_uuid",
+  "hash_text",
+  "list_notes",
+  "save_note",
+  "delete_note",
+];
 const ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 describe("the v2 SDK client through our OAuth, in both protocol eras", { timeout: 60_000 }, () => {

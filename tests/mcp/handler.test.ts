@@ -83,16 +83,22 @@ describe("/mcp protocol", () => {
     const tools = json.result.tools as Array<Record<string, any>>;
     expect(tools.map((t) => t.name).sort()).toEqual([
       "current_time",
+      "delete_note",
       "generate_uuid",
       "hash_text",
+      "list_notes",
+      "save_note",
       "upstream_userinfo",
       "whoami",
     ]);
     for (const tool of tools) {
       expect(tool.inputSchema.type).toBe("object");
-      expect(tool.annotations.readOnlyHint).toBe(true);
+      // Only the tools that change something say so; everything else is read-only.
+      const writes = tool.name === "save_note" || tool.name === "delete_note";
+      expect(tool.annotations.readOnlyHint).toBe(!writes);
       expect(tool.description.length).toBeGreaterThan(10);
     }
+    expect(tools.find((t) => t.name === "delete_note")?.annotations.destructiveHint).toBe(true);
     const hash = tools.find((t) => t.name === "hash_text");
     expect(hash?.inputSchema.required).toEqual(["text"]);
   });

@@ -86,6 +86,9 @@ describe("2026-07-28: discovery and results", () => {
       "current_time",
       "generate_uuid",
       "hash_text",
+      "list_notes",
+      "save_note",
+      "delete_note",
     ]);
     expect(again.tools).toEqual(first.tools);
     // The list depends on the token that asked for it (scopes): only this client may cache it.

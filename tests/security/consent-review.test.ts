@@ -65,24 +65,55 @@ describe("F8: remembered consent is an own-property lookup", () => {
   );
 });
 
-describe("F10: a client's registered scope bounds what it may ask for (RFC 7591 §2)", () => {
+describe("F10 and issue #13: the operator's registered scope bounds what a client may ask for (RFC 7591 §2)", () => {
+  /** Pre-registered (public) clients: their scope is the operator's word. */
+  let configured: Harness;
+  const app = (client_id: string) => ({ client_id, redirect_uris: [CLIENT_REDIRECT] });
+  beforeAll(async () => {
+    configured = await startOAuthHarness({
+      env: {
+        OAUTH_STATIC_CLIENTS: JSON.stringify([
+          { ...app("reader-app"), scope: "mcp:tools" },
+          { ...app("writer-app"), scope: "mcp:tools:write" },
+          { ...app("offline-app"), scope: "offline_access" },
+        ]),
+      },
+    });
+  });
+  afterAll(() => configured?.close());
+  const clientOf = (client_id: string) => ({ client_id, redirect_uris: [CLIENT_REDIRECT] });
+
   it("narrows the request to the registered scope, on the page and in the token", async () => {
-    const client = await h.register({ scope: "mcp:tools" });
+    const client = clientOf("reader-app");
     const page = await (
-      await h.fetch(h.authorizeUrl(client, { scope: "mcp:tools offline_access" }).url)
+      await configured.fetch(
+        configured.authorizeUrl(client, { scope: "mcp:tools mcp:tools:write offline_access" }).url,
+      )
     ).text();
     expect(page).toContain("(mcp:tools)");
+    expect(page).not.toContain("(mcp:tools:write)");
     expect(page).not.toContain("(offline_access)");
-    const { code, verifier } = await h.login(client, { scope: "mcp:tools offline_access" });
-    const tokens = await h.redeem(client, code, verifier);
+    const { code, verifier } = await configured.login(client, {
+      scope: "mcp:tools mcp:tools:write",
+    });
+    const tokens = await configured.redeem(client, code, verifier);
     expect(tokens.status).toBe(200);
     expect(tokens.body.scope).toBe("mcp:tools");
   });
 
+  it("honours the hierarchy: a client registered for the write scope may ask for the read one", async () => {
+    const client = clientOf("writer-app");
+    const { code, verifier } = await configured.login(client, {
+      scope: "mcp:tools mcp:tools:write",
+    });
+    expect((await configured.redeem(client, code, verifier)).body.scope).toBe(
+      "mcp:tools mcp:tools:write",
+    );
+  });
+
   it("refuses a request with nothing in the registered scope as invalid_scope", async () => {
-    const client = await h.register({ scope: "offline_access" });
-    const { url, state } = h.authorizeUrl(client, { scope: "mcp:tools" });
-    const response = await h.fetch(url, { redirect: "manual" });
+    const { url, state } = configured.authorizeUrl(clientOf("offline-app"), { scope: "mcp:tools" });
+    const response = await configured.fetch(url, { redirect: "manual" });
     expect(response.status).toBe(302);
     const back = new URL(response.headers.get("location") ?? "");
     expect(back.searchParams.get("error")).toBe("invalid_scope");
@@ -90,9 +121,19 @@ describe("F10: a client's registered scope bounds what it may ask for (RFC 7591 
     expect(back.searchParams.get("iss")).toBe(ORIGIN);
   });
 
-  it("leaves a client that registered no scope free to ask for any scope we have", async () => {
+  it("does not let a self-registered scope block a step-up: its author could register any other", async () => {
+    // MCP clients register with the scope of their first login (SEP-835) and ask for more later.
+    const client = await h.register({ scope: "mcp:tools offline_access" });
+    const { code, verifier } = await h.login(client, { scope: "mcp:tools mcp:tools:write" });
+    expect((await h.redeem(client, code, verifier)).body.scope).toBe("mcp:tools mcp:tools:write");
+  });
+
+  it("refuses a scope outside the catalogue with invalid_scope", async () => {
     const client = await h.register();
-    const { code, verifier } = await h.login(client, { scope: "mcp:tools offline_access" });
-    expect((await h.redeem(client, code, verifier)).body.scope).toBe("mcp:tools offline_access");
+    const { url } = h.authorizeUrl(client, { scope: "mcp:tools mcp:admin" });
+    const back = new URL(
+      (await h.fetch(url, { redirect: "manual" })).headers.get("location") ?? "",
+    );
+    expect(back.searchParams.get("error")).toBe("invalid_scope");
   });
 });

@@ -5,6 +5,7 @@ import { match } from "path-to-regexp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import authorizeFunction from "../../api/authorize.js";
 import callbackFunction from "../../api/callback.js";
+import frontPageFunction from "../../api/index.js";
 import mcpFunction from "../../api/mcp.js";
 import registerFunction from "../../api/register.js";
 import revokeFunction from "../../api/revoke.js";
@@ -66,6 +67,7 @@ const ROUTES: Route[] = [
   { path: "/mcp", file: "api/mcp.ts", handler: mcpFunction, cors: "allowed-origins" },
   { path: "/authorize", file: "api/authorize.ts", handler: authorizeFunction, cors: "none" },
   { path: "/callback", file: "api/callback.ts", handler: callbackFunction, cors: "none" },
+  { path: "/", file: "api/index.ts", handler: frontPageFunction, cors: "none" },
   { path: "/token", file: "api/token.ts", handler: tokenFunction, cors: "any" },
   { path: "/register", file: "api/register.ts", handler: registerFunction, cors: "any" },
   { path: "/revoke", file: "api/revoke.ts", handler: revokeFunction, cors: "any" },
@@ -334,8 +336,14 @@ function headerSuite(label: string, origin: string, https: boolean) {
       const code = back.searchParams.get("code") ?? "";
       expect(code).not.toBe("");
 
-      // /callback: the error page, with and without a foreign Origin.
-      await send("GET", "/callback", 400);
+      // /callback: the error page, with and without a foreign Origin. Every error page names its
+      // request id, the X-Request-Id the operator finds the log lines by (issue #18).
+      const errorPage = await send("GET", "/callback", 400);
+      const requestId = errorPage.headers.get("x-request-id") ?? "";
+      expect(requestId).not.toBe("");
+      expect(await errorPage.clone().text()).toContain(`Request id: <code>${requestId}</code>`);
+      await send("GET", "/", 200);
+      await send("POST", "/", 405);
       await send("GET", "/callback?state=x&code=y", 400, { origin: FOREIGN_ORIGIN });
       const callbackPreflight = await serve(`${origin}/callback`, {
         method: "OPTIONS",

@@ -107,8 +107,12 @@ describe("provider presets", () => {
 });
 
 describe("github preset (stand-in)", () => {
-  async function githubHarness(mode: "oauth-app" | "github-app", lifetime?: number) {
-    const standIn = await startGitHubStandIn(mode, lifetime);
+  async function githubHarness(
+    mode: "oauth-app" | "github-app",
+    lifetime?: number,
+    options: Parameters<typeof startGitHubStandIn>[2] = {},
+  ) {
+    const standIn = await startGitHubStandIn(mode, lifetime, options);
     standIns.push(standIn);
     const h = await harness({
       UPSTREAM_PROVIDER: "github",
@@ -140,6 +144,21 @@ describe("github preset (stand-in)", () => {
     );
     // Our own refresh works although GitHub gave us no refresh token.
     expect(tokens.refresh_token).toMatch(/^rt_/);
+  });
+
+  it("GitHub App: the email comes with the Email addresses permission, not a scope (its tokens have none)", async () => {
+    const { h } = await githubHarness("github-app");
+    const tokens = await h.tokens(await h.register());
+    expect(await whoami(h, tokens.access_token)).toMatchObject({
+      subject: "583231",
+      email: "octocat@example.test",
+    });
+    // Without the permission GitHub answers 403: the user signs in, with no address.
+    const without = await githubHarness("github-app", undefined, { appEmailPermission: false });
+    const other = await without.h.tokens(await without.h.register());
+    const me = await whoami(without.h, other.access_token);
+    expect(me.subject).toBe("583231");
+    expect(me.email).toBeUndefined();
   });
 
   it("GitHub App: refreshes the expiring GitHub token server-side", async () => {

@@ -36,7 +36,7 @@ describe("vercel dev --local serves every public path from its function", {
     const vercelBin = installVercelCli();
     // A copy, so vercel dev's .vercel/ folder never lands in the working tree.
     copy = mkdtempSync(join(tmpdir(), "vercel-dev-"));
-    for (const entry of ["api", "lib", "vercel.json", "package.json", "tsconfig.json"]) {
+    for (const entry of ["api", "lib", "public", "vercel.json", "package.json", "tsconfig.json"]) {
       cpSync(join(projectDir, entry), join(copy, entry), { recursive: true });
     }
     symlinkSync(join(projectDir, "node_modules"), join(copy, "node_modules"));

@@ -1,0 +1,100 @@
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { runScaleSimulation, type ScaleReport, type ScaleSettings } from "../../bench/scale.js";
+import { recordReliability } from "../fixtures/reliability.js";
+import { appendTestLog } from "../fixtures/test-logs.js";
+
+/**
+ * Issue #21, item 5: the scale simulation of `npm run bench -- --only=scale` (bench/scale.ts),
+ * small: two instances (separate processes, each with its own module state, token cache and
+ * store client) sharing one deployment's keys, one redis-server behind the Upstash REST endpoint
+ * and one oidc-provider, driven by 20 users through logins, tool calls, refreshes (some of one
+ * token at three instances at once), tool calls needing the provider's token (three instances
+ * wanting to refresh it at once), revocations, then all of them mixed. Counts and invariants
+ * only: nothing here is timed; the time bound only turns a hang into a failure.
+ */
+const redis = inject("redis");
+
+const SETTINGS: ScaleSettings = {
+  instances: 2,
+  users: 20,
+  concurrency: 8,
+  toolCallsPerUser: 2,
+  accessTokenTtl: 5,
+  upstreamAccessTokenTtl: 4,
+  codeRaceShare: 0.1,
+  refreshRaceShare: 0.5,
+  raceCopies: 3,
+  revokeShare: 0.2,
+  mixedSeconds: 2,
+  boundSeconds: 90,
+};
+
+describe.skipIf(!redis.available)("scale: 2 instances, 20 users, one store (issue #21)", () => {
+  let report: ScaleReport;
+  const windowOf = (op: string) => report.windows.find((w) => w.op === op);
+
+  beforeAll(async () => {
+    report = await runScaleSimulation(SETTINGS, { log: appendTestLog });
+    const note = (name: string, parallel: number) => {
+      const found = report.invariants.find((i) => i.name.startsWith(name));
+      recordReliability({
+        kind: "race",
+        name: `scale: ${found?.name ?? name}`,
+        parallel,
+        outcome: `${found?.checked ?? 0} checked, ${found?.violations ?? "?"} violations`,
+        ok: found?.violations === 0 && (found?.checked ?? 0) > 0,
+      });
+    };
+    note("refresh: racing copies", SETTINGS.raceCopies);
+    note(`upstream: ${SETTINGS.raceCopies} instances at once`, SETTINGS.raceCopies);
+    note("codes: each redeemed", 2);
+  }, 120_000);
+
+  it("runs to its end with every operation answered", () => {
+    expect(report.bounded).toBe(false);
+    expect(report.errors).toEqual([]);
+    for (const window of ["login", "refresh", "refresh race", "upstream race", "revoke"]) {
+      expect(windowOf(window)?.ops.find((o) => o.kind === window)?.count).toBeGreaterThan(0);
+    }
+  });
+
+  it("every invariant holds, and each was checked on something", () => {
+    expect(report.invariants.map((i) => [i.name, i.violations])).toEqual(
+      report.invariants.map((i) => [i.name, 0]),
+    );
+    for (const invariant of report.invariants) expect(invariant.checked).toBeGreaterThan(0);
+    expect(report.invariants).toHaveLength(12);
+  });
+
+  it("revoked grants were tried at every instance, right away and after expiry", () => {
+    const revoked = report.invariants.filter((i) => i.name.startsWith("revoked:"));
+    expect(revoked).toHaveLength(3);
+    for (const check of revoked) expect(check.checked % SETTINGS.instances).toBe(0);
+  });
+
+  it("a provider token past its refresh point is refreshed once, by one instance of three", () => {
+    for (const op of ["upstream race", "upstream refresh"]) {
+      const window = windowOf(op);
+      const users = window?.ops.find((o) => o.kind === op)?.count ?? 0;
+      expect(users).toBeGreaterThan(0);
+      expect(window?.upstreamRefreshes).toBe(users);
+    }
+  });
+
+  it("tool calls touch the store only when a tool needs the provider's token", () => {
+    const count = (window: string, op: string) =>
+      windowOf(window)?.ops.find((o) => o.kind === op)?.count ?? 0;
+    // Access tokens live 5 s here: a client refreshes one about to expire before its call.
+    const refreshCost = windowOf("refresh")?.perOp?.commands ?? Number.NaN;
+    const refreshesIn = (window: string) => count(window, "refresh (token due)") * refreshCost;
+    expect(windowOf("tool call")?.store.commands).toBe(refreshesIn("tool call"));
+    const fresh = windowOf("upstream tool");
+    const calls = count("upstream tool", "upstream tool");
+    expect(calls).toBeGreaterThan(0);
+    // One read of the grant per call while the provider's token is fresh (a slow machine may
+    // let some expire inside the window: those are refreshes, and the count does not apply).
+    if (fresh?.upstreamRefreshes === 0) {
+      expect(fresh.store.commands).toBe(calls + refreshesIn("upstream tool"));
+    }
+  });
+});
