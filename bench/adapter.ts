@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import {
   Agent,
   createServer,
@@ -8,31 +10,43 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { toRequest, writeResponse } from "../lib/dev/server.js";
+import { projectDir } from "./import-graph.js";
+import { rawSdk } from "./mcp-variants.js";
 import { median, round } from "./stats.js";
 
 /**
  * What the local runner's node:http <-> Request/Response conversion (lib/dev/server.ts) costs per
  * request: the same trivial answer served by plain node:http (the floor) and by a fetch handler
  * behind our adapter, each in a child process, driven from this process over keep-alive
- * connections; the server's CPU time per request is the figure. `--adapter-peer=<file>` adds
- * another adapter's `getRequestListener` (e.g. `@hono/node-server`'s dist/index.mjs) with the
- * same fetch handler, for a side-by-side.
+ * connections; the server's CPU time per request is the figure. The peer is another adapter's
+ * `getRequestListener` with the same fetch handler: `@hono/node-server` from node_modules when
+ * it is there (the 1.x SDK depends on it), or `--adapter-peer=<file>`. Besides the trivial
+ * answers, both adapters serve a real MCP request, the raw SDK's tool call (bench/mcp-variants.ts
+ * `rawSdk`: one tool, no auth, a fresh server and transport per request, JSON), so the adapter's
+ * share of a tool call's cost is seen beside the same SDK behind `@hono/node-server`.
  */
 export type AdapterKind = "node" | "runner" | "peer";
 
 export interface AdapterFigure {
   adapter: AdapterKind;
-  request: "GET" | "POST 1 KB";
+  request: RequestKind;
   requests: number;
   errors: number;
   rps: number;
   cpuMicrosPerRequest: number;
 }
 
+type RequestKind = "GET" | "POST 1 KB" | "tools/call (raw SDK)";
+
 export interface AdapterReport {
   method: string;
+  /** The peer adapter measured, e.g. `@hono/node-server 2.1.9`. */
+  peerName?: string;
+  /** Runner minus peer, CPU microseconds per request, by request kind. */
+  runnerOverPeerMicros?: Record<string, number>;
   figures: AdapterFigure[];
   /** Runner minus plain node:http, CPU microseconds per request, by request kind. */
   runnerCostMicros: Record<string, number>;
@@ -41,6 +55,30 @@ export interface AdapterReport {
 }
 
 const POST_BODY = JSON.stringify({ data: "x".repeat(1000) });
+const MCP_BODY = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "tools/call",
+  params: { name: "hash_text", arguments: { text: "abc" } },
+});
+const MCP_DIGEST = createHash("sha256").update("abc").digest("hex");
+
+/** `@hono/node-server` as installed (a dependency of the 1.x SDK), when it is. */
+function installedHono(): { file: string; name: string } | undefined {
+  const dir = join(projectDir, "node_modules", "@hono", "node-server");
+  const file = join(dir, "dist", "index.mjs");
+  if (!existsSync(file)) return undefined;
+  const { version } = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+    version: string;
+  };
+  return { file, name: `@hono/node-server ${version}` };
+}
+
+/** What every adapter serves: the raw SDK at /mcp, the trivial answer anywhere else. */
+const rawMcp = rawSdk("json");
+function app(request: Request): Promise<Response> {
+  return new URL(request.url).pathname === "/mcp" ? rawMcp(request) : fetchHandler(request);
+}
 
 /**
  * The answer every server gives: the request's body length, as JSON. The body is read through
@@ -78,7 +116,7 @@ function runnerHandler(req: IncomingMessage, res: ServerResponse) {
   res.once("close", () => {
     if (!res.writableFinished) abort.abort();
   });
-  fetchHandler(toRequest(req, url, abort.signal))
+  app(toRequest(req, url, abort.signal))
     .then((response) => writeResponse(res, response, false))
     .catch(() => {
       if (!res.headersSent) res.writeHead(500);
@@ -99,7 +137,7 @@ async function serve(kind: AdapterKind, peer?: string) {
       ): (req: IncomingMessage, res: ServerResponse) => void;
     };
     // Without it the peer replaces the process's global Request and Response.
-    handler = getRequestListener(fetchHandler, { overrideGlobalObjects: false });
+    handler = getRequestListener(app, { overrideGlobalObjects: false });
   }
   const server = createServer((req, res) => {
     if (req.url === "/__cpu") {
@@ -172,7 +210,8 @@ function cpuOf(port: number) {
   });
 }
 
-function send(port: number, agent: Agent, kind: AdapterFigure["request"]) {
+function send(port: number, agent: Agent, kind: RequestKind) {
+  if (kind === "tools/call (raw SDK)") return sendMcp(port, agent);
   const post = kind === "POST 1 KB";
   const expected = JSON.stringify({ length: post ? POST_BODY.length : 0 });
   return new Promise<boolean>((resolve, reject) => {
@@ -201,12 +240,37 @@ function send(port: number, agent: Agent, kind: AdapterFigure["request"]) {
   });
 }
 
-async function runRound(
-  port: number,
-  kind: AdapterFigure["request"],
-  requests: number,
-  concurrency: number,
-) {
+function sendMcp(port: number, agent: Agent) {
+  return new Promise<boolean>((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/mcp",
+        method: "POST",
+        agent,
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-protocol-version": "2025-11-25",
+          "content-length": Buffer.byteLength(MCP_BODY),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => {
+          text += c.toString();
+        });
+        res.on("end", () => resolve(res.statusCode === 200 && text.includes(MCP_DIGEST)));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(MCP_BODY);
+  });
+}
+
+async function runRound(port: number, kind: RequestKind, requests: number, concurrency: number) {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   let next = 0;
   let errors = 0;
@@ -232,19 +296,28 @@ export async function measureAdapter(options: {
   concurrency: number;
   peer?: string;
 }): Promise<AdapterReport> {
-  const kinds: AdapterKind[] = options.peer ? ["node", "runner", "peer"] : ["node", "runner"];
+  const hono = options.peer ? undefined : installedHono();
+  const peer = options.peer ?? hono?.file;
+  const peerName = options.peer ? options.peer : hono?.name;
+  const kinds: AdapterKind[] = peer ? ["node", "runner", "peer"] : ["node", "runner"];
   const servers = new Map<AdapterKind, Awaited<ReturnType<typeof startChild>>>();
   try {
-    for (const kind of kinds) servers.set(kind, await startChild(kind, options.peer));
-    const requestKinds: AdapterFigure["request"][] = ["GET", "POST 1 KB"];
+    for (const kind of kinds) servers.set(kind, await startChild(kind, peer));
+    const requestKinds: RequestKind[] = ["GET", "POST 1 KB", "tools/call (raw SDK)"];
+    // Plain node:http has no Request/Response to hand the SDK: the floor of the trivial answers.
+    const serves = (kind: AdapterKind, request: RequestKind) =>
+      kind !== "node" || request !== "tools/call (raw SDK)";
     const samples = new Map<string, Array<Awaited<ReturnType<typeof runRound>>>>();
     // Warm-up, then alternating rounds so drift on the machine falls on every adapter alike.
-    for (const [, { port }] of servers) {
-      for (const request of requestKinds) await runRound(port, request, 300, options.concurrency);
+    for (const [kind, { port }] of servers) {
+      for (const request of requestKinds) {
+        if (serves(kind, request)) await runRound(port, request, 300, options.concurrency);
+      }
     }
     for (let r = 0; r < options.rounds; r++) {
       for (const [kind, { port }] of servers) {
         for (const request of requestKinds) {
+          if (!serves(kind, request)) continue;
           const result = await runRound(port, request, options.requests, options.concurrency);
           const key = `${kind}|${request}`;
           samples.set(key, [...(samples.get(key) ?? []), result]);
@@ -252,7 +325,7 @@ export async function measureAdapter(options: {
       }
     }
     const figures: AdapterFigure[] = [...samples].map(([key, runs]) => {
-      const [adapter, request] = key.split("|") as [AdapterKind, AdapterFigure["request"]];
+      const [adapter, request] = key.split("|") as [AdapterKind, RequestKind];
       return {
         adapter,
         request,
@@ -262,20 +335,30 @@ export async function measureAdapter(options: {
         cpuMicrosPerRequest: round(median(runs.map((x) => x.cpuMicros / x.requests)), 1),
       };
     });
+    const of = (a: AdapterKind, request: RequestKind) =>
+      figures.find((f) => f.adapter === a && f.request === request)?.cpuMicrosPerRequest ??
+      Number.NaN;
+    const trivial = requestKinds.filter((request) => serves("node", request));
     const costOver = (adapter: AdapterKind) =>
       Object.fromEntries(
-        requestKinds.map((request) => {
-          const of = (a: AdapterKind) =>
-            figures.find((f) => f.adapter === a && f.request === request)?.cpuMicrosPerRequest ??
-            Number.NaN;
-          return [request, round(of(adapter) - of("node"), 1)];
-        }),
+        trivial.map((request) => [request, round(of(adapter, request) - of("node", request), 1)]),
       );
     return {
       method: `server CPU time per request (median of ${options.rounds} alternating rounds of ${options.requests} requests, ${options.concurrency} keep-alive connections, loopback); the same fetch handler behind each adapter, plain node:http as the floor`,
       figures,
       runnerCostMicros: costOver("runner"),
-      ...(options.peer ? { peerCostMicros: costOver("peer") } : {}),
+      ...(peer
+        ? {
+            peerName,
+            peerCostMicros: costOver("peer"),
+            runnerOverPeerMicros: Object.fromEntries(
+              requestKinds.map((request) => [
+                request,
+                round(of("runner", request) - of("peer", request), 1),
+              ]),
+            ),
+          }
+        : {}),
     };
   } finally {
     await Promise.all([...servers.values()].map((s) => s.stop()));

@@ -2,6 +2,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { toRequest, writeResponse } from "../lib/dev/server.js";
 import { createVariants, type VariantName } from "./mcp-variants.js";
+import { quietServerLogs } from "./quiet-logs.js";
+
+quietServerLogs();
 
 /**
  * The server side of the /mcp benchmark, in its own process (so the load generator has the other

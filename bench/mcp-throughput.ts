@@ -137,7 +137,7 @@ export function cellsFor(variants: readonly VariantName[]): Cell[] {
   for (const r of REQUESTS) {
     for (const v of VARIANTS) {
       if (!variants.includes(v.name) || !v.eras.includes(r.era)) continue;
-      if (v.name === "ours-nocache" && r.method !== "tools/call") continue;
+      if ((v.name === "ours-nocache" || v.callsOnly) && r.method !== "tools/call") continue;
       cells.push({ variant: v.name, request: r.name });
     }
   }
@@ -188,7 +188,24 @@ export async function measureMcpThroughput(options: ThroughputOptions): Promise<
           cpuMsPerRequest: round(results.reduce((s, x) => s + x.cpuMs, 0) / latencies.length, 3),
         });
       }
-      for (const { what, a, b } of comparisonPairs(cells)) {
+      // Issue #15's baseline: of the two raw SDK cells of a request, the faster in this run.
+      const bestRaw = REQUESTS.flatMap((r) => {
+        const [json, sse] = (["raw-json", "raw-sse"] as const).map((variant) =>
+          figures.find(
+            (f) => f.variant === variant && f.request === r.name && f.concurrency === concurrency,
+          ),
+        );
+        if (!json || !sse) return [];
+        const best = json.rps >= sse.rps ? json : sse;
+        return [
+          {
+            what: `ours / best raw SDK (${best.variant === "raw-json" ? "JSON" : "SSE"})`,
+            a: { variant: "ours" as const, request: r.name },
+            b: { variant: best.variant, request: r.name },
+          },
+        ];
+      });
+      for (const { what, a, b } of [...comparisonPairs(cells), ...bestRaw]) {
         const ra = rounds.get(key(a)) ?? [];
         const rb = rounds.get(key(b)) ?? [];
         const perRound = ra.map((x, i) => {
@@ -242,6 +259,9 @@ function comparisonPairs(cells: Cell[]): Array<{ what: string; a: Cell; b: Cell 
       request,
     });
     add("ours / SDK v2 pattern (b)/(a)", at("ours"), at("sdk"));
+    add("ours / limit (share of the limit)", at("ours"), at("limit"));
+    add("ours / raw SDK JSON", at("ours"), at("raw-json"));
+    add("ours / raw SDK SSE", at("ours"), at("raw-sse"));
     add("ours / mcp-handler", at("ours"), at("mcp-handler"));
     add("ours without token cache / mcp-handler", at("ours-nocache"), at("mcp-handler"));
     add("ours / SDK 1.x pattern", at("ours"), at("sdk-v1"));

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { McpServer as McpServerV1 } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -5,7 +6,9 @@ import { WebStandardStreamableHTTPServerTransport as TransportV1 } from "@modelc
 import {
   type AuthInfo,
   McpServer,
+  PROTOCOL_VERSION_META_KEY,
   createMcpHandler as sdkCreateMcpHandler,
+  WebStandardStreamableHTTPServerTransport,
 } from "@modelcontextprotocol/server";
 import { jwtVerify } from "jose";
 import { createMcpHandler as vercelCreateMcpHandler, withMcpAuth } from "mcp-handler";
@@ -13,6 +16,7 @@ import { type Config, loadConfig } from "../lib/config.js";
 import { createMcpAuthenticator } from "../lib/mcp/auth.js";
 import { createMcpHandler, createMcpServer, handleMcpRequest } from "../lib/mcp/handler.js";
 import { instructions, serverInfo, tools } from "../lib/mcp/server.js";
+import { registerHashText } from "../lib/mcp/tools/hash-text.js";
 import { testAccessToken, testEnv } from "../tests/fixtures/config.js";
 
 /**
@@ -34,11 +38,30 @@ import { testAccessToken, testEnv } from "../tests/fixtures/config.js";
  * - `ours-nocache`: our handler (lib/mcp/handler.ts `createMcpHandler`: Origin check, bearer
  *   token, body limit, one body parse, era routing, deadline, CORS) verifying every token.
  * - `ours`: `handleMcpRequest` exactly as deployed (with the verified-token cache).
+ * - `raw-json`, `raw-sse`: the least the SDK does for a tool call (issue #15's baseline): a fresh
+ *   `McpServer` with ONE tool (`hash_text`, the one called) and a fresh transport per request,
+ *   no auth, no checks, answering as JSON or as SSE. 2025 era: the stateless
+ *   `WebStandardStreamableHTTPServerTransport` (`enableJsonResponse` true or false), closed when
+ *   the answer ends; 2026-07-28: `createMcpHandler(factory, { legacy: "reject", responseMode })`,
+ *   whose every request is a fresh server and a fresh `PerRequestHTTPServerTransport`. Measured
+ *   on tool calls only (their list has one tool).
+ * - `limit`: no MCP at all: reads and parses the body and answers the precomputed result of
+ *   that call in that era with the request's id. What any handler must at least do; the
+ *   distance to it is what our handler costs.
  * - `before` (only with `--before=<dir>`): `handleMcpRequest` of another checkout of this
  *   project, e.g. commit b9caf0a (the last one on the 1.x SDK, 2025 era only), loaded from that
  *   directory with its own node_modules, verifying the same token: before/after in ONE run.
  */
-export type VariantName = "sdk" | "sdk-v1" | "mcp-handler" | "ours-nocache" | "ours" | "before";
+export type VariantName =
+  | "sdk"
+  | "sdk-v1"
+  | "raw-json"
+  | "raw-sse"
+  | "mcp-handler"
+  | "ours-nocache"
+  | "ours"
+  | "limit"
+  | "before";
 export type Era = "legacy" | "modern";
 
 export interface VariantInfo {
@@ -46,11 +69,25 @@ export interface VariantInfo {
   label: string;
   /** The protocol eras it serves: a 1.x server cannot answer a 2026-07-28 request. */
   eras: readonly Era[];
+  /** Measured on tool calls only (it serves one tool, or answers only a call). */
+  callsOnly?: boolean;
 }
 
 export const VARIANTS: readonly VariantInfo[] = [
   { name: "sdk", label: "(a) SDK v2 stateless pattern, no auth", eras: ["legacy", "modern"] },
   { name: "sdk-v1", label: "SDK 1.x stateless pattern, no auth", eras: ["legacy"] },
+  {
+    name: "raw-json",
+    label: "raw SDK v2, 1 tool, no auth, JSON",
+    eras: ["legacy", "modern"],
+    callsOnly: true,
+  },
+  {
+    name: "raw-sse",
+    label: "raw SDK v2, 1 tool, no auth, SSE",
+    eras: ["legacy", "modern"],
+    callsOnly: true,
+  },
   {
     name: "mcp-handler",
     label: "mcp-handler 2.4 + withMcpAuth (jose)",
@@ -58,6 +95,12 @@ export const VARIANTS: readonly VariantInfo[] = [
   },
   { name: "ours-nocache", label: "ours without the token cache", eras: ["legacy", "modern"] },
   { name: "ours", label: "(b) ours as deployed", eras: ["legacy", "modern"] },
+  {
+    name: "limit",
+    label: "limit: precomputed answer",
+    eras: ["legacy", "modern"],
+    callsOnly: true,
+  },
   { name: "before", label: "before: ours at b9caf0a (SDK 1.x)", eras: ["legacy"] },
 ];
 
@@ -106,6 +149,72 @@ async function sdkV1Stateless(request: Request): Promise<Response> {
     close();
     throw error;
   }
+}
+
+/** One tool, the one the benchmark calls: the least a server can be built with for it. */
+function oneToolServer(): McpServer {
+  const server = new McpServer(serverInfo);
+  registerHashText(server);
+  return server;
+}
+
+/**
+ * The SDK's per-request patterns with one tool and nothing in front, answering as JSON or SSE:
+ * the 2025 era through a fresh stateless transport (closed when the answer ends, as the
+ * documented example does), the 2026-07-28 era through `createMcpHandler`, which builds a fresh
+ * server and `PerRequestHTTPServerTransport` for each request. The era is told by the header
+ * the benchmark's requests carry, which costs nothing next to either.
+ */
+export function rawSdk(mode: "json" | "sse"): Handler {
+  const modern = sdkCreateMcpHandler(oneToolServer, { legacy: "reject", responseMode: mode });
+  return async (request) => {
+    if (request.headers.get("mcp-protocol-version") === "2026-07-28") return modern.fetch(request);
+    const server = oneToolServer();
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: mode === "json",
+    });
+    const close = () => void server.close().catch(() => {});
+    try {
+      await server.connect(transport);
+      const response = await transport.handleRequest(request);
+      if (!response.body) {
+        close();
+        return response;
+      }
+      const closing = new TransformStream<Uint8Array, Uint8Array>({ flush: close });
+      return new Response(response.body.pipeThrough(closing), response);
+    } catch (error) {
+      close();
+      throw error;
+    }
+  };
+}
+
+/**
+ * The limit: the body read and parsed, and the result of the benchmark's call (`hash_text` of
+ * "abc", as our handler answers it in each era) sent back with the request's id. No auth, no
+ * protocol, no tool: what any handler must at least do.
+ */
+function limitHandler(): Handler {
+  const digest = createHash("sha256").update("abc").digest("hex");
+  const result = {
+    content: [{ type: "text", text: digest }],
+    structuredContent: { algorithm: "sha256", encoding: "hex", digest },
+  };
+  const results: Record<Era, string> = {
+    legacy: JSON.stringify(result),
+    modern: JSON.stringify({ ...result, resultType: "complete" }),
+  };
+  return async (request) => {
+    const message = (await request.json()) as { id?: unknown; params?: { _meta?: object } };
+    const meta = message.params?._meta;
+    const era: Era = meta && PROTOCOL_VERSION_META_KEY in meta ? "modern" : "legacy";
+    return new Response(
+      `{"jsonrpc":"2.0","id":${JSON.stringify(message.id ?? null)},"result":${results[era]}}`,
+      { headers: { "content-type": "application/json" } },
+    );
+  };
 }
 
 /**
@@ -182,6 +291,9 @@ export async function createVariants(options: { beforeDir?: string } = {}): Prom
       createMcpHandler({ authenticate: uncached, createServer: createMcpServer }),
     ),
     ours: ours(handleMcpRequest),
+    "raw-json": rawSdk("json"),
+    "raw-sse": rawSdk("sse"),
+    limit: limitHandler(),
   };
   if (options.beforeDir) handlers.before = await loadBefore(options.beforeDir, env);
   return {

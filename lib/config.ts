@@ -33,6 +33,17 @@ export interface Config {
   rateLimits: RateLimitConfig;
   /** Who may finish a sign-in (ALLOWED_USERS, ALLOWED_GITHUB_ORGS); all empty: anyone. */
   signIn: SignInPolicy;
+  telemetry: TelemetryConfig;
+}
+
+/**
+ * OpenTelemetry tracing (lib/telemetry/tracing.ts): on only when an exporter is configured, an
+ * OTLP endpoint (the standard OTEL_EXPORTER_OTLP_* variables, read by `@vercel/otel`) or the
+ * collector Vercel announces in VERCEL_OTEL_ENDPOINTS, and not turned off by OTEL_SDK_DISABLED.
+ */
+export interface TelemetryConfig {
+  enabled: boolean;
+  serviceName: string;
 }
 
 /**
@@ -268,6 +279,12 @@ const HINTS: Record<string, string> = {
   ALLOWED_USERS:
     "comma-separated email addresses and @domains, e.g. alice@example.com,@example.com (each domain matched exactly, subdomains not included)",
   ALLOWED_GITHUB_ORGS: "comma-separated GitHub organization names, e.g. my-org,my-other-org",
+  OTEL_EXPORTER_OTLP_ENDPOINT:
+    "your collector's OTLP/HTTP base URL, e.g. https://otlp.example.com (traces go to <url>/v1/traces)",
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:
+    "the full OTLP/HTTP traces URL, e.g. https://otlp.example.com/v1/traces",
+  OTEL_SDK_DISABLED:
+    "'true' turns tracing off even with an exporter configured; else leave it unset",
   ALLOW_ANY_USER:
     "'true' lets anyone with an account at the provider sign in; leave it unset to use ALLOWED_USERS / ALLOWED_GITHUB_ORGS",
 };
@@ -509,6 +526,12 @@ const EnvSchema = z.object({
       .optional(),
   ),
   ALLOW_ANY_USER: optionalString.pipe(z.enum(["true", "false"]).optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl,
+  VERCEL_OTEL_ENDPOINTS: optionalString,
+  // `@vercel/otel` takes any value as "disabled", even "false": only "true" is accepted here.
+  OTEL_SDK_DISABLED: optionalString.pipe(z.enum(["true"]).optional()),
+  OTEL_SERVICE_NAME: optionalString,
   CIMD_ALLOW_LOOPBACK: optionalString.pipe(z.enum(["true", "false"]).optional()),
   OAUTH_CALLBACK_URL: httpUrl.pipe(
     z
@@ -733,6 +756,16 @@ export function loadConfig(env: Env = process.env): Config {
       mcpAuthFailures: e.RATE_LIMIT_MCP_AUTH_FAILURES,
     },
     signIn,
+    telemetry: {
+      enabled:
+        e.OTEL_SDK_DISABLED !== "true" &&
+        Boolean(
+          e.OTEL_EXPORTER_OTLP_ENDPOINT ??
+            e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+            e.VERCEL_OTEL_ENDPOINTS,
+        ),
+      serviceName: e.OTEL_SERVICE_NAME ?? "vercel-mcp-oauth",
+    },
   };
 }
 

@@ -23,6 +23,12 @@ export type LogFields = Readonly<Record<string, LogValue>>;
 interface RequestContext {
   /** Replaced once by a W3C trace id the request carries ({@link adoptTraceparent}). */
   requestId: string;
+  /**
+   * The trace the request's spans belong to when tracing is on and that trace is not already the
+   * request id (a trace started here rather than continued): written as `traceId`, so a log line
+   * and its spans can be joined (lib/telemetry/tracing.ts).
+   */
+  traceId?: string;
 }
 
 const context = new AsyncLocalStorage<RequestContext>();
@@ -41,18 +47,37 @@ export function withRequestContext<T>(request: Request, fn: (requestId: string) 
 }
 
 /** W3C Trace Context §3.2: version 00, a trace id and a parent id, neither all zeros. */
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The parts of a valid W3C `traceparent` (§3.2), or null for anything else. */
+export function parseTraceparent(
+  traceparent: string,
+): { traceId: string; spanId: string; flags: number } | null {
+  const match = TRACEPARENT.exec(traceparent);
+  if (!match?.[1] || !match[2] || !match[3]) return null;
+  if (/^0+$/.test(match[1]) || /^0+$/.test(match[2])) return null;
+  return { traceId: match[1], spanId: match[2], flags: Number.parseInt(match[3], 16) };
+}
 
 /**
- * Makes the trace id of a W3C `traceparent` (MCP 2026-07-28 carries one in `params._meta`) the
- * request id of the lines logged from here on, so our lines join the caller's trace. Anything
- * that is not a valid traceparent is ignored: the id stays what it was.
+ * Makes the trace id of a W3C `traceparent` (the request's header, or the one MCP 2026-07-28
+ * carries in `params._meta`, which wins for the lines logged after it) the request id of the
+ * lines logged from here on, so our lines join the caller's trace, as our spans do
+ * (lib/telemetry/tracing.ts). Anything that is not a valid traceparent is ignored: the id stays
+ * what it was.
  */
 export function adoptTraceparent(traceparent: string): void {
   const store = context.getStore();
-  const match = TRACEPARENT.exec(traceparent);
-  if (!store || !match?.[1] || /^0+$/.test(match[1]) || /^0+$/.test(match[2] ?? "")) return;
-  store.requestId = match[1];
+  const parsed = parseTraceparent(traceparent);
+  if (!store || !parsed) return;
+  store.requestId = parsed.traceId;
+  if (store.traceId === store.requestId) delete store.traceId;
+}
+
+/** Names the trace of the request's spans on its log lines (see {@link RequestContext}). */
+export function setLogTraceId(traceId: string): void {
+  const store = context.getStore();
+  if (store && store.requestId !== traceId) store.traceId = traceId;
 }
 
 /** The id of the request being handled, or undefined outside a request. */
@@ -62,6 +87,14 @@ export function currentRequestId(): string | undefined {
 
 const SECRET_FIELD =
   /token|code|verifier|secret|password|cookie|authorization|assertion|state|nonce/i;
+/**
+ * Public identifiers an audit line must carry whole to be useful (who called, through which
+ * client): a user's subject at the provider (Google's is 21 digits) or a registered client id
+ * (`mcp_` and 24 random characters) looks like a long random run, but it is not a credential.
+ * Only the shapes that are always credentials (a JWT, an HTTP credential, a cookie pair) are
+ * masked in these fields; the secret-name rule and the length cap still apply.
+ */
+const IDENTIFIER_FIELD = /^(?:subject|clientId)$/;
 /**
  * A JWT, an HTTP credential, a cookie pair (always masked), or a long base64url/hex run (masked
  * unless it is plain lower-case words joined by `_` or `-`, like `temporarily_unavailable`: a
@@ -73,9 +106,9 @@ const WORDS = /^[a-z]+(?:[_-][a-z]+)*$/;
 const MAX_STRING = 1000;
 
 /** Masks credential-shaped runs in `value` and caps its length. */
-export function maskSecrets(value: string): string {
+export function maskSecrets(value: string, identifier = false): string {
   const masked = value.replace(CREDENTIAL, (match: string, always: string | undefined) =>
-    always !== undefined || !WORDS.test(match) ? `${match.slice(0, 6)}…` : match,
+    always !== undefined || (!identifier && !WORDS.test(match)) ? `${match.slice(0, 6)}…` : match,
   );
   return masked.length > MAX_STRING ? `${masked.slice(0, MAX_STRING)}…` : masked;
 }
@@ -92,10 +125,14 @@ function render(level: LogLevel, event: string, fields: LogFields): string {
     event: maskSecrets(event),
     requestId: currentRequestId() ?? null,
   };
+  const traceId = context.getStore()?.traceId;
+  if (traceId !== undefined) line.traceId = traceId;
   for (const [name, value] of Object.entries(fields)) {
     if (value === undefined || name in line) continue;
     if (SECRET_FIELD.test(name)) line[name] = "[redacted]";
-    else line[name] = typeof value === "string" ? maskSecrets(value) : value;
+    else if (typeof value === "string")
+      line[name] = maskSecrets(value, IDENTIFIER_FIELD.test(name));
+    else line[name] = value;
   }
   return JSON.stringify(line);
 }

@@ -73,22 +73,20 @@ export function encryptWithKey(key: Buffer, plaintext: string, context: string):
   const cipher = createCipheriv("aes-256-gcm", key, iv);
   cipher.setAAD(Buffer.from(context, "utf8"));
   const body = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
-  return ["v1", iv, body, cipher.getAuthTag()]
-    .map((p) => (typeof p === "string" ? p : p.toString("base64url")))
-    .join(".");
+  return ["v1", ...[iv, body, cipher.getAuthTag()].map((p) => p.toString("base64url"))].join(".");
 }
 
 /** Null when the ciphertext is malformed, was made with another key, or for another context. */
 export function decryptWithKey(key: Buffer, ciphertext: string, context: string): string | null {
-  const [version, iv, body, tag] = ciphertext.split(".");
-  if (version !== "v1" || iv === undefined || body === undefined || tag === undefined) return null;
-  const authTag = Buffer.from(tag, "base64url");
-  // A shorter tag would be accepted by Node and weaken the integrity check.
-  if (authTag.length !== 16) return null;
+  // v1.<iv>.<body>.<tag>, base64url. The tag must be 22 characters, i.e. the full 16 bytes:
+  // Node accepts any 4-16 byte prefix of a GCM tag, which would weaken the integrity check.
+  const match = /^v1\.([\w-]*)\.([\w-]*)\.([\w-]{22})$/.exec(ciphertext);
+  if (!match) return null;
+  const [iv, body, tag] = match.slice(1) as [string, string, string];
   try {
     const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
     decipher.setAAD(Buffer.from(context, "utf8"));
-    decipher.setAuthTag(authTag);
+    decipher.setAuthTag(Buffer.from(tag, "base64url"));
     return Buffer.concat([
       decipher.update(Buffer.from(body, "base64url")),
       decipher.final(),

@@ -81,6 +81,7 @@ function renderFrontPage(urls: PublicUrls, config: Config, store: StoreStatus): 
 </dl>
 <h2 class="muted">Connect a client</h2>
 ${cloudWarning ? `<div class="warn" role="note">${escapeHtml(cloudWarning)}</div>\n` : ""}${snippets}
-<p class="muted">${escapeHtml(serverInfo.name)} ${escapeHtml(serverInfo.version)}. The settings hold no secret: each client signs in with OAuth on its own.</p>`;
+<p class="muted">${escapeHtml(serverInfo.name)} ${escapeHtml(serverInfo.version)}. The settings hold no secret: each client signs in with OAuth on its own.</p>
+<p><a href="/connections">See and revoke the applications you connected</a></p>`;
   return layout(serverInfo.title, body);
 }

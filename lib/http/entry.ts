@@ -1,5 +1,6 @@
 import { type Config, ConfigError, getConfig } from "../config.js";
 import { currentRequestId, log, withRequestContext } from "../log.js";
+import { startTracing, tracing } from "../telemetry/tracing.js";
 import { DEFAULT_CONTENT_SECURITY_POLICY, withSecurityHeaders } from "./security-headers.js";
 
 /** What Vercel's Node.js runtime calls for `export default { fetch }`. */
@@ -11,7 +12,8 @@ export interface WebHandler {
  * Wraps an endpoint as a Vercel function: gives the request an id (every log line written while
  * it is handled carries it, and the response names it in `X-Request-Id`), reads the configuration
  * (once per instance), turns a configuration mistake into a clear 500 whose details go to the
- * deployment's logs, not to the caller, and logs one line per request.
+ * deployment's logs, not to the caller, logs one line per request, and traces it when an
+ * exporter is configured (lib/telemetry/tracing.ts).
  */
 export function webHandler(
   handle: (request: Request, config: Config) => Promise<Response>,
@@ -20,7 +22,7 @@ export function webHandler(
     fetch: (request) =>
       withRequestContext(request, async (requestId) => {
         const started = performance.now();
-        let response = await serve(request, handle);
+        let response = await traced(request, () => serve(request, handle));
         // The id may have become the caller's trace id while the request was handled.
         response = withHeader(response, "X-Request-Id", currentRequestId() ?? requestId);
         log.info("request", {
@@ -33,6 +35,24 @@ export function webHandler(
         return response;
       }),
   };
+}
+
+/**
+ * Serves `request` inside its OpenTelemetry span when tracing is on (an exporter configured:
+ * lib/telemetry/tracing.ts); otherwise exactly as without tracing, with nothing loaded for it.
+ */
+async function traced(request: Request, serve: () => Promise<Response>): Promise<Response> {
+  let telemetry: Config["telemetry"];
+  try {
+    telemetry = getConfig().telemetry;
+  } catch {
+    // A configuration error is answered by `serve`, untraced.
+    return serve();
+  }
+  const starting = startTracing(telemetry);
+  if (starting) await starting;
+  const tracer = tracing();
+  return tracer ? tracer.inRequestSpan(request, serve) : serve();
 }
 
 async function serve(

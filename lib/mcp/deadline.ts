@@ -14,8 +14,12 @@ export interface DeadlineOptions {
   /** The JSON-RPC id the timeout error is answered in the name of. */
   requestId: string | number | null;
   era: "legacy" | "modern";
-  /** Serves the request; `signal` aborts when the client goes away or the deadline passes. */
-  run: (signal: AbortSignal) => Promise<Response>;
+  /**
+   * Serves the request; `signal` aborts when the client goes away or the deadline passes, and
+   * `atEnd(done)` has `done` run once the exchange is over (its answer complete, an SSE stream
+   * ended or cancelled), so a leg need not wrap the stream again to learn it.
+   */
+  run: (signal: AbortSignal, atEnd: (done: () => void) => void) => Promise<Response>;
 }
 
 /**
@@ -32,6 +36,7 @@ export async function withDeadline(options: DeadlineOptions): Promise<Response> 
   // request's cost (docs/performance.md).
   const exchange = new AbortController();
   const atDeadline: Array<() => void> = [];
+  const ended: Array<() => void> = [];
   const timer = setTimeout(() => {
     exchange.abort();
     for (const listener of atDeadline.splice(0)) listener();
@@ -43,11 +48,12 @@ export async function withDeadline(options: DeadlineOptions): Promise<Response> 
     clearTimeout(timer);
     atDeadline.length = 0;
     request.signal.removeEventListener("abort", clientGone);
+    for (const done of ended.splice(0)) done();
   };
   const expired = () =>
     log.warn("mcp.deadline_exceeded", { era, deadlineMs, id: requestId === null ? null : "set" });
   const timedOut = new Promise<null>((resolve) => atDeadline.push(() => resolve(null)));
-  const running = options.run(exchange.signal);
+  const running = options.run(exchange.signal, (done) => ended.push(done));
   // Past the deadline the exchange is abandoned; whatever it settles with later is dropped.
   running.catch(() => {});
   let response: Response | null;
@@ -143,38 +149,6 @@ function endingAtDeadline(
     async cancel(reason) {
       finish();
       await reader.cancel(reason).catch(() => {});
-    },
-  });
-}
-
-/** A pass-through of `body` that calls `done` once, when it ends or its reader goes away. */
-export function closingWhenDone(body: ReadableStream<Uint8Array>, done: () => void) {
-  const reader = body.getReader();
-  let finished = false;
-  const finish = () => {
-    if (!finished) {
-      finished = true;
-      done();
-    }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done: ended } = await reader.read();
-        if (ended) {
-          controller.close();
-          finish();
-        } else {
-          controller.enqueue(value);
-        }
-      } catch (error) {
-        controller.error(error);
-        finish();
-      }
-    },
-    async cancel(reason) {
-      await reader.cancel(reason).catch(() => {});
-      finish();
     },
   });
 }

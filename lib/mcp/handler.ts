@@ -3,6 +3,7 @@ import {
   isJsonContentType,
   isLegacyRequest,
   McpServer,
+  PROTOCOL_VERSION_META_KEY,
   readRequestBody,
   SUPPORTED_PROTOCOL_VERSIONS,
   createMcpHandler as sdkMcpHandler,
@@ -13,8 +14,9 @@ import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
 import { adoptTraceparent, log } from "../log.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
+import { observeMcpRequest, withToolCallAudit } from "./audit.js";
 import { authenticateMcpRequest } from "./auth.js";
-import { closingWhenDone, withDeadline } from "./deadline.js";
+import { withDeadline } from "./deadline.js";
 import { toolRegistrar } from "./registrar.js";
 import { instructions, serverInfo, tools } from "./server.js";
 
@@ -62,16 +64,81 @@ const CORS: CorsPolicy = {
  */
 export const MCP_REQUEST_DEADLINE_MS = 25_000;
 
-export function createMcpServer(): McpServer {
+/** A definition: the functions that register its tools (lib/mcp/server.ts `tools`). */
+export type ToolDefinitions = ReadonlyArray<(server: McpServer) => void>;
+
+/** `definitions` registered on a server of its own, through our registrar, with nothing else. */
+function buildServer(definitions: ToolDefinitions): McpServer {
   const server = new McpServer(serverInfo, { capabilities: { tools: {} }, instructions });
   const registrar = toolRegistrar(server);
-  for (const register of tools) register(registrar);
+  for (const register of definitions) register(registrar);
   // McpServer advertises listChanged on the first registerTool; a stateless server has no
   // stream to send notifications/tools/list_changed on, so it must not promise them, and with
   // nothing to listen for `subscriptions/listen` is acknowledged and closed at once.
   server.server.registerCapabilities({ tools: { listChanged: false } });
   return server;
 }
+
+/**
+ * The fields of `McpServer` (SDK 2.4, private) that hold its definition. Its request handlers
+ * read them on every call (`this._registeredTools[name]`), so a server given the same objects
+ * serves the same tools.
+ */
+interface McpServerDefinition {
+  _registeredTools: Record<string, object>;
+  _toolInputSchemaJson: Record<string, unknown>;
+  _registeredResources: Record<string, unknown>;
+  _registeredResourceTemplates: Record<string, unknown>;
+  _registeredPrompts: Record<string, unknown>;
+}
+
+/**
+ * A factory of fresh servers, one per request, serving `definitions`. Registering the tools
+ * (our registrar's scope checks and cached schemas, the SDK's own bookkeeping) was most of the
+ * cost of building a server: about 95 of 100 µs for the eight example tools, against 4 µs for
+ * the rest (docs/performance.md). What it produces does not depend on the request: each
+ * registered tool holds its schemas, annotations, scope challenge and handler, nothing of a
+ * caller. So the tools are registered once per instance (on first use), frozen so that no
+ * request can change what the next one sees, and every fresh server serves those same objects.
+ * Everything that belongs to a request stays on the fresh server (its own `Server`: negotiated
+ * protocol version, client capabilities and info, log level, in-flight requests and their
+ * progress tokens, transport) or in the tool's `ctx` (auth info, envelope, abort signal).
+ * tests/perf/shared-definition.test.ts runs two callers' requests interleaved on one instance.
+ * A definition that also registers resources or prompts is built per request, as before.
+ */
+export function sharedServerFactory(definitions: ToolDefinitions): () => McpServer {
+  let shared: { tools: Record<string, object>; inputSchemaJson: Record<string, unknown> } | null =
+    null;
+  return () => {
+    if (!shared) {
+      const template = buildServer(definitions);
+      const fields = template as unknown as McpServerDefinition;
+      const onlyTools =
+        Object.keys(fields._registeredResources).length === 0 &&
+        Object.keys(fields._registeredResourceTemplates).length === 0 &&
+        Object.keys(fields._registeredPrompts).length === 0;
+      if (!onlyTools) return template;
+      for (const tool of Object.values(fields._registeredTools)) Object.freeze(tool);
+      shared = {
+        tools: Object.freeze(fields._registeredTools),
+        // The SDK's cache of each tool's input JSON Schema, filled on first use: the same for
+        // every caller (the schemas themselves are frozen by schema-cache.ts).
+        inputSchemaJson: fields._toolInputSchemaJson,
+      };
+    }
+    const server = new McpServer(serverInfo, {
+      capabilities: { tools: { listChanged: false } },
+      instructions,
+    });
+    const fields = server as unknown as McpServerDefinition;
+    fields._registeredTools = shared.tools;
+    fields._toolInputSchemaJson = shared.inputSchemaJson;
+    return server;
+  };
+}
+
+/** A fresh server for one request, serving lib/mcp/server.ts's definition. */
+export const createMcpServer: () => McpServer = sharedServerFactory(tools);
 
 /** Decides whether a request may reach the server; `ok` carries what tools learn of the caller. */
 export type McpAuthenticator = (
@@ -96,23 +163,40 @@ export interface McpHandlerOptions {
 export function createMcpHandler(
   options: McpHandlerOptions,
 ): (request: Request, config: Config) => Promise<Response> {
+  // What ends each modern exchange in flight (the client going away, or the deadline), by the
+  // request the SDK hands its factory: a fresh Request carrying that signal instead would cost
+  // about 25 µs per request (docs/performance.md). Entries go with their request.
+  const exchangeSignals = new WeakMap<Request, AbortSignal>();
   // One SDK entry per handler: it keeps nothing of a request after answering it, and builds a
   // fresh server from the factory for each modern request.
-  const modern = sdkMcpHandler(() => options.createServer(), {
-    legacy: "reject",
-    responseMode: "auto",
-    // A request the SDK refused (a header rule, an unknown method): the client's mistake, not a
-    // security event, and already answered. Only the rule's name is logged: the SDK's message
-    // quotes header and argument values, which can be the user's data.
-    onerror: (error) =>
-      log.info("mcp.request_refused", {
-        error: error.name,
-        rule: /\(([a-z0-9-]{1,60})\)/.exec(error.message)?.[1] ?? null,
-      }),
-  });
+  const modern = sdkMcpHandler(
+    ({ requestInfo }) => {
+      const server = options.createServer();
+      // Closing the server closes its transport, exactly as the SDK does when the request's own
+      // signal aborts: the tool's `ctx.mcpReq.signal` aborts and the exchange ends.
+      const signal = requestInfo && exchangeSignals.get(requestInfo);
+      signal?.addEventListener("abort", () => void server.close().catch(() => {}), { once: true });
+      return server;
+    },
+    {
+      legacy: "reject",
+      responseMode: "auto",
+      // A request the SDK refused (a header rule, an unknown method): the client's mistake, not a
+      // security event, and already answered. Only the rule's name is logged: the SDK's message
+      // quotes header and argument values, which can be the user's data.
+      onerror: (error) =>
+        log.info("mcp.request_refused", {
+          error: error.name,
+          rule: /\(([a-z0-9-]{1,60})\)/.exec(error.message)?.[1] ?? null,
+        }),
+    },
+  );
   const deadlineMs = options.deadlineMs ?? MCP_REQUEST_DEADLINE_MS;
   const leg: Legs = {
-    modern: (request, { authInfo, parsedBody }) => modern.fetch(request, { authInfo, parsedBody }),
+    modern: (request, { authInfo, parsedBody, signal }) => {
+      exchangeSignals.set(request, signal);
+      return modern.fetch(request, { authInfo, parsedBody });
+    },
     legacy: (request, extra) => serveLegacy(request, extra, options.createServer),
   };
 
@@ -135,8 +219,11 @@ export function createMcpHandler(
       response = jsonRpcError(405, -32000, "Method not allowed: use POST", { Allow: "POST" });
     } else {
       const auth = await options.authenticate(request, config);
-      if (auth.ok) response = await serve(request, config, leg, auth.authInfo, deadlineMs);
-      else if (options.limitFailedAuth) {
+      if (auth.ok) {
+        response = await withToolCallAudit(() =>
+          serve(request, config, leg, auth.authInfo, deadlineMs),
+        );
+      } else if (options.limitFailedAuth) {
         response = await limitFailedAuth(request, config, auth.response);
       } else response = auth.response;
     }
@@ -173,6 +260,8 @@ interface LegExtra {
   parsedBody: unknown;
   /** Ends the exchange: the client went away or the deadline passed. */
   signal: AbortSignal;
+  /** Runs `done` once the exchange is over, its answer complete (lib/mcp/deadline.ts). */
+  atEnd: (done: () => void) => void;
 }
 
 interface Legs {
@@ -221,24 +310,17 @@ async function serve(
   const legacy =
     parsedBody === undefined ||
     plainlyLegacy(request, parsedBody) ||
-    (await isLegacyRequest(request, parsedBody));
+    (!plainlyModern(parsedBody) && (await isLegacyRequest(request, parsedBody)));
+  observeMcpRequest(parsedBody, authInfo, config, legacy ? "legacy" : "modern");
   return withDeadline({
     request,
     deadlineMs,
     requestId: idOf(parsedBody),
     era: legacy ? "legacy" : "modern",
-    run: (signal) => {
-      const extra = { authInfo, parsedBody, signal };
-      if (legacy) return leg.legacy(request, extra);
-      // The SDK ends a modern exchange when its request's signal aborts, so the request it sees
-      // carries the one that ends ours (the client going away, or the deadline). The body is
-      // already parsed: the SDK gets it as `parsedBody`.
-      const forwarded = new Request(request.url, {
-        method: request.method,
-        headers: request.headers,
-        signal,
-      });
-      return leg.modern(forwarded, extra);
+    run: (signal, atEnd) => {
+      const extra = { authInfo, parsedBody, signal, atEnd };
+      // The body is already parsed: the SDK gets it as `parsedBody`.
+      return legacy ? leg.legacy(request, extra) : leg.modern(request, extra);
     },
   });
 }
@@ -249,7 +331,7 @@ async function serve(
  */
 async function serveLegacy(
   request: Request,
-  { authInfo, parsedBody, signal }: LegExtra,
+  { authInfo, parsedBody, signal, atEnd }: LegExtra,
   createServer: () => McpServer,
 ): Promise<Response> {
   const server = createServer();
@@ -273,11 +355,11 @@ async function serveLegacy(
       close();
       return parsedBody === undefined ? response : asInvalidRequest(response);
     }
-    // The server must live until the stream has carried the result, and no longer.
-    return new Response(closingWhenDone(response.body, close), {
-      status: response.status,
-      headers: response.headers,
-    });
+    // The server must live until the stream has carried the result, and no longer: the
+    // deadline's pass-through of the stream says when (one wrapper fewer per tool call, about
+    // 30 µs, docs/performance.md).
+    atEnd(close);
+    return response;
   } catch (error) {
     close();
     log.error("mcp.unexpected_error", {
@@ -369,6 +451,24 @@ function plainlyLegacy(request: Request, message: unknown): boolean {
 }
 
 const ENVELOPE_PREFIX = "io.modelcontextprotocol/";
+
+/**
+ * The other common case, again without the SDK's classification (about 20 µs): a request (not a
+ * notification, not `initialize`) whose `_meta` holds the protocol-version key makes the
+ * envelope claim, and the SDK never classifies a claim as legacy (`classifyRequestBody`: it is
+ * served by the modern path or answered there with its validation error; MCP 2026-07-28
+ * basic/transports, "backwards compatibility"). `initialize` with a malformed claim is legacy
+ * in the SDK, so it is left to `isLegacyRequest`, as is anything not well-formed.
+ */
+function plainlyModern(message: unknown): boolean {
+  if (typeof message !== "object" || message === null) return false;
+  const { jsonrpc, method, id, params } = message as Record<string, unknown>;
+  if (jsonrpc !== "2.0" || typeof method !== "string" || method === "initialize") return false;
+  if (typeof id !== "string" && !Number.isSafeInteger(id)) return false;
+  if (typeof params !== "object" || params === null || Array.isArray(params)) return false;
+  const meta = metaOf(message);
+  return meta !== undefined && !Array.isArray(meta) && PROTOCOL_VERSION_META_KEY in meta;
+}
 
 function isToolCall(message: unknown): boolean {
   return (

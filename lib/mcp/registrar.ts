@@ -1,5 +1,6 @@
 import type { McpServer, ScopeChallengeHandler } from "@modelcontextprotocol/server";
 import { DEFAULT_TOOL_SCOPES, expandScopes, isCatalogueScope } from "../scopes.js";
+import { noteRegisteredTool, noteStepUpRequired, runAuditedTool } from "./audit.js";
 import { withCachedJsonSchema } from "./schema-cache.js";
 
 /**
@@ -31,6 +32,8 @@ export function scopeChallengeFor(tool: string, needed: readonly string[]): Scop
     const scopes = [...new Set([...authInfo.scopes, ...needed])].filter(
       (scope) => !NOT_IN_CHALLENGES.has(scope),
     );
+    // The one place a call is refused for its scopes: its audit line says so (lib/mcp/audit.ts).
+    noteStepUpRequired(tool);
     return {
       scopes: scopes as [string, ...string[]],
       errorDescription: `The ${tool} tool needs the ${needed.join(" ")} scope`,
@@ -40,9 +43,10 @@ export function scopeChallengeFor(tool: string, needed: readonly string[]): Scop
 
 /**
  * `server`, as tools see it while they register: `registerTool` takes our definitions (with
- * `scopes`), derives each tool's scope challenge, and caches its schemas' JSON Schema
- * (lib/mcp/schema-cache.ts). A scope outside the catalogue is a mistake in the code: it fails
- * when the server is built, not when a user calls the tool.
+ * `scopes`), derives each tool's scope challenge, caches its schemas' JSON Schema
+ * (lib/mcp/schema-cache.ts), and runs its handler as the request's audited tool call
+ * (lib/mcp/audit.ts: decision, outcome, span). A scope outside the catalogue is a mistake in the
+ * code: it fails when the server is built, not when a user calls the tool.
  */
 export function toolRegistrar(server: McpServer): McpServer {
   return new Proxy(server, {
@@ -60,6 +64,7 @@ export function toolRegistrar(server: McpServer): McpServer {
               `Tool ${name}: every scope must be in lib/scopes.ts (${unknown.join(" ") || "none given"})`,
             );
           }
+          noteRegisteredTool(name);
           return (target.registerTool as (...args: unknown[]) => unknown)(
             name,
             {
@@ -68,7 +73,7 @@ export function toolRegistrar(server: McpServer): McpServer {
               outputSchema: withCachedJsonSchema(config.outputSchema),
               scopeChallenge: config.scopeChallenge ?? scopeChallengeFor(name, scopes),
             },
-            handler,
+            audited(name, handler as ToolHandler),
           );
         };
       }
@@ -76,4 +81,18 @@ export function toolRegistrar(server: McpServer): McpServer {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+type ToolHandler = (...args: unknown[]) => unknown;
+
+/**
+ * The handler as the SDK calls it, `(args, ctx)` (or `(ctx)` for a tool without input schema):
+ * everything it needs of the request comes from `ctx` and the request's audit scope, never from
+ * this closure, so a server may serve many requests.
+ */
+function audited(tool: string, handler: ToolHandler): ToolHandler {
+  return (...args) => {
+    const ctx = args.at(-1) as { mcpReq?: { signal?: AbortSignal } } | undefined;
+    return runAuditedTool(tool, ctx?.mcpReq?.signal, () => handler(...args));
+  };
 }

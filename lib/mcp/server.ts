@@ -9,9 +9,11 @@ import { exampleTools } from "./tools/index.js";
  * token needs to call it, from lib/scopes.ts, the first-login scope when absent; the handler gets
  * its arguments and `ctx`: `ctx.http?.authInfo` for the caller, `ctx.mcpReq.signal` to stop when
  * the client goes away), and add it to `tools` below. The examples come from
- * `lib/mcp/tools/index.ts`; drop `...exampleTools` to serve only yours. A fresh server is built
- * from this definition for every request, in both protocol eras, so tools must not keep state
- * in memory between calls: put anything that must last in the store.
+ * `lib/mcp/tools/index.ts`; drop `...exampleTools` to serve only yours. The tools are registered
+ * once per instance and every request, in both protocol eras, gets a fresh server serving those
+ * registrations (lib/mcp/handler.ts `sharedServerFactory`): a tool learns of its caller only from
+ * `ctx`, must not keep state in memory between calls (put anything that must last in the store),
+ * and cannot change its registration while serving (it is frozen).
  */
 export const serverInfo = {
   name: "vercel-mcp-oauth",

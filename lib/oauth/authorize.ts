@@ -8,6 +8,7 @@ import { StoreUnavailableError } from "../store/types.js";
 import { UpstreamError } from "../upstream/types.js";
 import { createBrowserBinding } from "./browser-binding.js";
 import { CimdFetchLimitedError, ClientMetadataError, isClientIdUrl } from "./cimd.js";
+import { CLIENT_BLOCKED_DESCRIPTION, clientIdForLog, isClientBlocked } from "./client-block.js";
 import { type ClientRecord, getClient } from "./clients.js";
 import {
   CSRF_COOKIE,
@@ -275,6 +276,12 @@ export async function validateAuthorizationRequest(
   });
   const clientId = params.client_id;
   if (!clientId) return page("Invalid authorization request", "The request has no client_id.");
+  // Before the client is resolved, so a blocked metadata-document URL is never fetched. Shown to
+  // the user, never redirected: the client is not one we accept (RFC 6749 §4.1.2.1).
+  if (await isClientBlocked(deps.store, clientId)) {
+    log.warn("authorize.client_blocked", { client: clientIdForLog(clientId) });
+    return page("Application blocked", `${CLIENT_BLOCKED_DESCRIPTION}.`, 403);
+  }
   let client: ClientRecord | null;
   try {
     // A metadata document fetched for this request counts against the caller's address.

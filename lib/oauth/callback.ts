@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import { finishConnectionsLogin, isConnectionsLogin } from "../connections/login.js";
 import { sha256 } from "../crypto/random.js";
 import { singleValued } from "../http/body.js";
 import { log, shortId } from "../log.js";
@@ -11,7 +12,7 @@ import type { OAuthDeps } from "./deps.js";
 import type { OAuthError } from "./errors.js";
 import { createGrantWithCode } from "./grants.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "./origin.js";
-import { errorPage } from "./pages.js";
+import { errorPage, notAllowedPage } from "./pages.js";
 import { hostMatches, STATE_TTL_SECONDS, stateOrigin } from "./relay.js";
 import { CLIENT_SUBJECT_PREFIX } from "./scopes.js";
 import { checkSignIn, emailDomain } from "./sign-in-policy.js";
@@ -136,17 +137,20 @@ async function finishLogin(
       "This sign-in link is unknown, expired or was already used. Start again from your application.",
     );
   }
+  // A /connections sign-in (lib/connections/login.ts) has the same binding and origin, no client.
+  const forConnections = isConnectionsLogin(pending);
   if (!bindingMatches(presented, pending.browserBinding)) {
     log.warn("callback.binding_refused", {
       reason: "binding cookie mismatch",
       login: shortId(sha256(state)),
-      client: shortId(pending.clientId),
+      client: forConnections ? "/connections" : shortId(pending.clientId),
     });
     return notThisBrowser();
   }
   if (pending.origin !== urls.origin) {
     return errorPage(400, "Invalid sign-in response", "The sign-in started on another address.");
   }
+  if (forConnections) return finishConnectionsLogin(params, pending, urls, config, deps);
   const back = (error: string, description: string) =>
     errorToClient(pending, urls, deps, { error, error_description: description });
 
@@ -189,7 +193,7 @@ async function finishLogin(
         login: shortId(sha256(state)),
       });
       await revokeQuietly(deps, tokens);
-      return notAllowed(identity.email ?? identity.name);
+      return notAllowedPage(identity.email ?? identity.name);
     }
     // Before the code exists: /token and /revoke fetch a metadata document only for a client
     // that signed in here (lib/oauth/cimd.ts); a marker without a grant permits one fetch.
@@ -223,15 +227,6 @@ async function finishLogin(
     }
     throw error;
   }
-}
-
-/** A person the sign-in policy refused (lib/oauth/sign-in-policy.ts). Never a redirect. */
-function notAllowed(account: string | undefined): Response {
-  return errorPage(
-    403,
-    "Not allowed to use this server",
-    `You signed in${account ? ` as ${account}` : ""}, but this account is not allowed to use this server. If you should have access, ask the person who runs this server to add your account. To use another account, sign out at the identity provider first.`,
-  );
 }
 
 async function revokeQuietly(deps: OAuthDeps, tokens: UpstreamTokens): Promise<void> {

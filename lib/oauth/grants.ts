@@ -4,12 +4,14 @@ import { decryptWithKey, encryptWithKey, keyFromToken } from "../crypto/secrets.
 import { log } from "../log.js";
 import {
   isUnknownOutcome,
+  type SetMember,
   type Store,
   type StoreUnavailableError,
   type Transition,
 } from "../store/types.js";
 import type { UpstreamIdentity, UpstreamTokens } from "../upstream/types.js";
 import { deploymentSecrets } from "./deployment-secrets.js";
+import { grantLastUsedKey } from "./grant-usage.js";
 
 /**
  * A grant: one user's authorization of one client, created at login, ended by revocation, by
@@ -17,7 +19,8 @@ import { deploymentSecrets } from "./deployment-secrets.js";
  *
  * Keys (docs/storage.md): `grant:<id>` (this record), `refresh:<sha256(token)>` (-> grant id),
  * `refresh-successor:<sha256(token)>` (a rotated token's replacement, for the grace window),
- * `code:<sha256(code)>`, `code-used:<sha256(code)>`.
+ * `code:<sha256(code)>`, `code-used:<sha256(code)>`, and the two indexes of live grants,
+ * `subject-grants:<sha256(sub)>` and `client-grants:<sha256(client_id)>` (lib/oauth/grant-index.ts).
  */
 export interface GrantRecord {
   id: string;
@@ -69,6 +72,27 @@ export const grantKey = (id: string) => `grant:${id}`;
 export const refreshKey = (tokenHash: string) => `refresh:${tokenHash}`;
 export const codeKey = (codeHash: string) => `code:${codeHash}`;
 export const usedCodeKey = (codeHash: string) => `code-used:${codeHash}`;
+/**
+ * The grant indexes (issue #14): expiring sets of grant ids (lib/store/types.ts `SetMember`), one
+ * per subject (`/connections`) and one per client (the operators' tools). A grant enters both
+ * when its code is redeemed, in the transition that redeems it: before that no client holds
+ * anything of it, and a code never redeemed leaves a grant nothing can reach. It leaves both in
+ * the transition that revokes it, and on its own at its expiry (each member carries the grant's
+ * `expiresAt`). Each rotation adds it again (a no-op for a grant already listed), so a grant
+ * redeemed before the indexes existed is listed from its next refresh. Subject and client id are
+ * hashed: a metadata-document client id may be longer than a key may be, and a subject is
+ * personal data a key listing need not show.
+ */
+export const subjectGrantsKey = (sub: string) => `subject-grants:${sha256(sub)}`;
+export const clientGrantsKey = (clientId: string) => `client-grants:${sha256(clientId)}`;
+
+function indexEntries(grant: GrantRecord): SetMember[] {
+  return [
+    { key: subjectGrantsKey(grant.sub), member: grant.id, expiresAt: grant.expiresAt },
+    { key: clientGrantsKey(grant.clientId), member: grant.id, expiresAt: grant.expiresAt },
+  ];
+}
+
 /**
  * `code-used:` holds `<grant id>.<redemption id>`: the grant a replay revokes, and which
  * redemption spent the code, so one whose answer was lost can tell it was the one. Entries
@@ -211,6 +235,7 @@ export async function redeemCode(
       ],
       delete: [codeKey(hash)],
       put,
+      setAdd: indexEntries(grant),
     };
     // An answer lost after Redis ran the redemption must not make it look like a replay:
     // `code-used:` names the redemption that spent the code.
@@ -274,16 +299,53 @@ async function applyDecidably(
 }
 
 /**
- * Ends a grant: its record, the refresh tokens that can still find it, and the successors of
- * those rotated within the grace window (any others expire with their window within seconds).
+ * Ends a grant: its record (with the upstream tokens sealed in it), the refresh tokens that can
+ * still find it, the successors of those rotated within the grace window (any others expire
+ * with their window within seconds), its last-used time (lib/oauth/grant-usage.ts), and its
+ * entries in both grant indexes, all in one atomic step: a grant is never listed after it
+ * ended, nor ended while still listed. The provider's side is the caller's
+ * (`revokeUpstreamQuietly`, lib/oauth/token.ts), after this returns.
  */
 export async function revokeGrant(store: Store, grant: GrantRecord): Promise<void> {
-  const keys = [grantKey(grant.id)];
-  if (grant.refresh?.current) keys.push(refreshKey(grant.refresh.current));
-  for (const rotated of grant.refresh?.recent ?? []) {
-    keys.push(refreshKey(rotated.hash), refreshSuccessorKey(rotated.hash));
+  // The record must still be the one whose tokens we delete: a rotation landing between the
+  // caller's read and this write would leave its new refresh token and successor behind. So
+  // the transition expects the record as read (our records are written as JSON.stringify of
+  // what JSON.parse gives back), and on a mismatch reads the newest record and tries again.
+  let current: GrantRecord | null = grant;
+  let expected = JSON.stringify(grant);
+  for (let attempt = 0; current && attempt < MAX_REVOKE_ATTEMPTS; attempt++) {
+    const applied = await store.transition({
+      expect: [{ key: grantKey(grant.id), value: expected }],
+      delete: tokenKeysOf(grant.id, current, grant),
+      setRemove: indexEntries(current).map(({ key, member }) => ({ key, member })),
+    });
+    if (applied) return;
+    const found = await readGrant(store, grant.id);
+    current = found?.grant ?? null;
+    expected = found?.raw ?? "";
   }
-  await store.delete(...keys);
+  // Gone in the meantime (revoked or expired), or rotating faster than we can revoke: delete
+  // unconditionally what both versions name, so nothing of the grant stays usable.
+  await store.transition({
+    expect: [],
+    delete: tokenKeysOf(grant.id, current ?? grant, grant),
+    setRemove: indexEntries(grant).map(({ key, member }) => ({ key, member })),
+  });
+}
+
+const MAX_REVOKE_ATTEMPTS = 5;
+
+/** Every key that can reach the grant: its record, usage, and the refresh tokens of both views. */
+function tokenKeysOf(id: string, ...views: GrantRecord[]): string[] {
+  const keys = new Set([grantKey(id), grantLastUsedKey(id)]);
+  for (const view of views) {
+    if (view.refresh?.current) keys.add(refreshKey(view.refresh.current));
+    for (const rotated of view.refresh?.recent ?? []) {
+      keys.add(refreshKey(rotated.hash));
+      keys.add(refreshSuccessorKey(rotated.hash));
+    }
+  }
+  return [...keys];
 }
 
 export async function revokeGrantById(store: Store, grantId: string): Promise<GrantRecord | null> {
@@ -423,6 +485,7 @@ export async function rotateRefreshToken(
               ttlSeconds: Math.min(ttl, grace + SUCCESSOR_TTL_MARGIN_SECONDS),
             },
           ],
+          setAdd: indexEntries(grant),
         };
         // After a lost answer the grant says who rotated: `nextHash` is only ever ours.
         return applyDecidably(store, "rotate-refresh", transition, async () => {

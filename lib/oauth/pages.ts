@@ -30,6 +30,17 @@ button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
 label{display:flex;gap:8px;align-items:center;font-size:.9rem}
 input[type=text],input:not([type]){width:100%;font:inherit;padding:8px 10px;border:1px solid var(--line);border-radius:8px;background:var(--card);color:var(--fg)}
 code{font-size:.9em}
+main.wide{max-width:680px}
+.connection{border-top:1px solid var(--line);padding:16px 0}
+.connection h2{font-size:1.05rem;margin:0 0 4px}
+.connection dl{border-top:0;margin:0 0 8px;display:grid;grid-template-columns:max-content 1fr;column-gap:16px}
+.connection dt{margin:0;text-transform:none;letter-spacing:0;font-size:.85rem}
+.connection dd{margin:0;font-size:.9rem}
+.connection form{margin:0}
+.connection button{flex:none}
+.inline{display:inline}
+.inline button{flex:none;padding:6px 12px;font-weight:400}
+.notice{border:1px solid var(--line);border-radius:8px;padding:10px 12px;font-size:.9rem;margin-bottom:16px}
 `;
 
 const STYLE_HASH = createHash("sha256").update(STYLE).digest("base64");
@@ -57,7 +68,7 @@ export function escapeHtml(value: string): string {
   );
 }
 
-export function layout(title: string, body: string): string {
+export function layout(title: string, body: string, options: { wide?: boolean } = {}): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -68,7 +79,7 @@ export function layout(title: string, body: string): string {
 <style>${STYLE}</style>
 </head>
 <body>
-<main>
+<main${options.wide ? ' class="wide"' : ""}>
 ${body}
 </main>
 </body>
@@ -114,6 +125,18 @@ export function errorPage(
     // RFC 9110 §10.2.3: a 503 (the store is unreachable) says when to retry, as the JSON
     // endpoints' 503 temporarily_unavailable does.
     status === 503 ? { "Retry-After": "5", ...headers } : headers,
+  );
+}
+
+/**
+ * A person the sign-in policy refused (lib/oauth/sign-in-policy.ts), at `/callback` for an MCP
+ * client's login or for `/connections`. Never a redirect.
+ */
+export function notAllowedPage(account: string | undefined): Response {
+  return errorPage(
+    403,
+    "Not allowed to use this server",
+    `You signed in${account ? ` as ${account}` : ""}, but this account is not allowed to use this server. If you should have access, ask the person who runs this server to add your account. To use another account, sign out at the identity provider first.`,
   );
 }
 

@@ -5,6 +5,7 @@ import { readForm } from "../http/body.js";
 import { log, shortId } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { issueAccessToken } from "./access-token.js";
+import { CLIENT_BLOCKED_DESCRIPTION, clientIdForLog, isClientBlocked } from "./client-block.js";
 import { authenticateClient, type ClientRecord, touchClient } from "./clients.js";
 import type { OAuthDeps } from "./deps.js";
 import { postEndpoint } from "./endpoint.js";
@@ -65,8 +66,13 @@ async function grant(
   switch (grantType) {
     case "authorization_code":
       return authorizationCodeGrant(form, client, urls, config, deps);
-    case "refresh_token":
-      return refreshTokenGrant(form, client, urls, config, deps);
+    case "refresh_token": {
+      // An operator's block (lib/oauth/client-block.ts), read beside the rotation's first read so
+      // it adds no wait; a request that fails before awaiting it must not leave it unhandled.
+      const blocked = isClientBlocked(deps.store, client.client_id);
+      blocked.catch(() => {});
+      return refreshTokenGrant(form, client, urls, config, deps, blocked);
+    }
     case "client_credentials":
       return clientCredentialsGrant(form, client, urls, config);
   }
@@ -77,6 +83,12 @@ const isGrantType = (value: string): value is (typeof GRANT_TYPES)[number] =>
   (GRANT_TYPES as readonly string[]).includes(value);
 
 const invalidGrant = (description: string) => new OAuthError("invalid_grant", description);
+
+/** RFC 6749 §5.2: the client is no longer authorized to use this grant type. */
+function clientBlocked(client: ClientRecord, grantType: string): OAuthError {
+  log.warn("token.client_blocked", { client: clientIdForLog(client.client_id), grantType });
+  return new OAuthError("unauthorized_client", CLIENT_BLOCKED_DESCRIPTION);
+}
 
 async function authorizationCodeGrant(
   form: Record<string, string>,
@@ -114,6 +126,16 @@ async function authorizationCodeGrant(
   if (code.clientId !== client.client_id) {
     return failWith(invalidGrant("The code was issued to another client"));
   }
+  // Read after the redemption, which put the grant in the client's index: a block written
+  // before this read ends the grant here; one written after finds it listed by the sweep that
+  // `admin revoke-client` runs behind its block (read beside the redemption, a sweep could slip
+  // between the two and miss it). An outage reads as no block: the code is spent, and failing
+  // would lose the login (see touchClient below).
+  const blocked = await isClientBlocked(deps.store, client.client_id).catch((error: unknown) => {
+    if (error instanceof StoreUnavailableError) return false;
+    throw error;
+  });
+  if (blocked) return failWith(clientBlocked(client, "authorization_code"));
   // Our issuer follows the host (localhost vs 127.0.0.1, preview vs production): a code from one
   // origin redeemed at another would mint a token no /mcp accepts.
   if (!urls.resourceAliases.includes(code.resource)) {
@@ -152,6 +174,7 @@ async function refreshTokenGrant(
   urls: PublicUrls,
   config: Config,
   deps: OAuthDeps,
+  blocked: Promise<boolean>,
 ): Promise<IssuedTokens> {
   if (!form.refresh_token) throw new OAuthError("invalid_request", "refresh_token is required");
   // Two attempts: losing the compare-and-swap to a racing duplicate sends the second attempt
@@ -163,6 +186,8 @@ async function refreshTokenGrant(
       form.refresh_token,
       client.client_id,
     );
+    // Before any outcome, the grace branch's cached pair included: a blocked client gets nothing.
+    if (await blocked) throw clientBlocked(client, "refresh_token");
     switch (result.outcome) {
       case "invalid":
         throw invalidGrant("The refresh token is invalid, expired or revoked");

@@ -1,4 +1,11 @@
-import { assertKey, assertTransition, assertTtl, type Store, type Transition } from "./types.js";
+import {
+  assertKey,
+  assertTransition,
+  assertTtl,
+  type SetMember,
+  type Store,
+  type Transition,
+} from "./types.js";
 
 interface Entry {
   value: string;
@@ -14,6 +21,8 @@ interface Entry {
  */
 export class MemoryStore implements Store {
   readonly #entries = new Map<string, Entry>();
+  /** Expiring sets: member -> expiry in epoch milliseconds. A set key is never also a value key. */
+  readonly #sets = new Map<string, Map<string, number>>();
   readonly #now: () => number;
   #opsSinceSweep = 0;
 
@@ -46,9 +55,14 @@ export class MemoryStore implements Store {
     return this.#read(key);
   }
 
+  async getMany(keys: readonly string[]): Promise<Array<string | null>> {
+    for (const key of keys) assertKey(key);
+    return keys.map((key) => this.#read(key));
+  }
+
   async delete(...keys: string[]): Promise<void> {
     for (const key of keys) assertKey(key);
-    for (const key of keys) this.#entries.delete(key);
+    for (const key of keys) this.#remove(key);
   }
 
   async consume(key: string): Promise<string | null> {
@@ -63,9 +77,27 @@ export class MemoryStore implements Store {
     for (const e of t.expect) {
       if (this.#read(e.key) !== e.value) return false;
     }
-    for (const key of t.delete ?? []) this.#entries.delete(key);
+    for (const key of t.delete ?? []) this.#remove(key);
     for (const p of t.put ?? []) this.#set(p.key, p.value, p.ttlSeconds);
+    for (const r of t.setRemove ?? []) this.#liveSet(r.key)?.delete(r.member);
+    for (const a of t.setAdd ?? []) this.#addMember(a);
+    // A set left without live members is gone, as Redis removes an empty sorted set.
+    for (const r of t.setRemove ?? []) this.#liveSet(r.key);
     return true;
+  }
+
+  async members(key: string): Promise<string[]> {
+    assertKey(key);
+    return [...(this.#liveSet(key)?.keys() ?? [])];
+  }
+
+  async *scan(prefix: string): AsyncIterable<string> {
+    const now = this.#now();
+    const keys = [
+      ...[...this.#entries].filter(([, e]) => e.expiresAt > now).map(([key]) => key),
+      ...[...this.#sets.keys()].filter((key) => (this.#liveSet(key)?.size ?? 0) > 0),
+    ];
+    for (const key of keys) if (key.startsWith(prefix)) yield key;
   }
 
   async increment(key: string, ttlSeconds: number): Promise<{ count: number; ttlSeconds: number }> {
@@ -86,8 +118,35 @@ export class MemoryStore implements Store {
   }
 
   #set(key: string, value: string, ttlSeconds: number): void {
+    this.#sets.delete(key);
     this.#entries.set(key, { value, expiresAt: this.#now() + ttlSeconds * 1000 });
     this.#maybeSweep();
+  }
+
+  #remove(key: string): void {
+    this.#entries.delete(key);
+    this.#sets.delete(key);
+  }
+
+  #addMember(a: SetMember): void {
+    this.#entries.delete(a.key);
+    const set = this.#liveSet(a.key) ?? new Map<string, number>();
+    set.set(a.member, a.expiresAt * 1000);
+    this.#sets.set(a.key, set);
+    this.#maybeSweep();
+  }
+
+  /** The set under `key` without its expired members (the Redis script drops them likewise). */
+  #liveSet(key: string): Map<string, number> | undefined {
+    const set = this.#sets.get(key);
+    if (!set) return undefined;
+    const now = this.#now();
+    for (const [member, expiresAt] of set) if (expiresAt <= now) set.delete(member);
+    if (set.size === 0) {
+      this.#sets.delete(key);
+      return undefined;
+    }
+    return set;
   }
 
   #read(key: string): string | null {
@@ -111,5 +170,6 @@ export class MemoryStore implements Store {
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt <= now) this.#entries.delete(key);
     }
+    for (const key of [...this.#sets.keys()]) this.#liveSet(key);
   }
 }

@@ -13,6 +13,7 @@ export function prefixed(store: Store, prefix: string): Store {
     put: async (key, value, ttl) => store.put(k(key), value, ttl),
     putIfAbsent: async (key, value, ttl) => store.putIfAbsent(k(key), value, ttl),
     get: async (key) => store.get(k(key)),
+    getMany: async (keys) => store.getMany(keys.map(k)),
     delete: async (...keys) => store.delete(...keys.map(k)),
     consume: async (key) => store.consume(k(key)),
     increment: async (key, ttl) => store.increment(k(key), ttl),
@@ -21,6 +22,14 @@ export function prefixed(store: Store, prefix: string): Store {
         expect: t.expect.map((e) => ({ ...e, key: k(e.key) })),
         put: t.put?.map((p) => ({ ...p, key: k(p.key) })),
         delete: t.delete?.map(k),
+        setRemove: t.setRemove?.map((r) => ({ ...r, key: k(r.key) })),
+        setAdd: t.setAdd?.map((a) => ({ ...a, key: k(a.key) })),
       }),
+    members: async (key) => store.members(k(key)),
+    scan: async function* (start) {
+      for await (const key of store.scan(prefix + start)) {
+        if (key.startsWith(prefix)) yield key.slice(prefix.length);
+      }
+    },
   };
 }

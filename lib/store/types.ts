@@ -15,6 +15,9 @@ export interface Store {
 
   get(key: string): Promise<string | null>;
 
+  /** The values of `keys` in one round trip, in order (`null`: absent). */
+  getMany(keys: readonly string[]): Promise<Array<string | null>>;
+
   /** Removes the keys; absent keys are ignored. */
   delete(...keys: string[]): Promise<void>;
 
@@ -36,12 +39,43 @@ export interface Store {
    * rate limits). Returns the new count and the seconds left in the window.
    */
   increment(key: string, ttlSeconds: number): Promise<{ count: number; ttlSeconds: number }>;
+
+  /**
+   * The live members of an expiring set (written by {@link Transition.setAdd}): those whose
+   * expiry is still ahead, in no particular order. One read.
+   */
+  members(key: string): Promise<string[]>;
+
+  /**
+   * Every key that starts with `prefix`, relative to the store's own prefix, each once. For
+   * operators' tools, never a request path: on Redis it is `SCAN MATCH`, which walks the whole
+   * keyspace in pages (one round trip each). Keys written or expiring during the walk may or
+   * may not be seen (the SCAN guarantee: https://redis.io/docs/latest/commands/scan/).
+   */
+  scan(prefix: string): AsyncIterable<string>;
+}
+
+/**
+ * An expiring set: members that each carry their own expiry (epoch seconds), under a key whose
+ * TTL always equals the latest of them, so the key itself goes when its last member does. On
+ * Redis it is a sorted set scored by expiry; expired members are dropped whenever the set is
+ * written and never returned by {@link Store.members}.
+ */
+export interface SetMember {
+  key: string;
+  member: string;
+  /** Epoch seconds after which the member no longer counts. */
+  expiresAt: number;
 }
 
 export interface Transition {
   expect: ReadonlyArray<{ key: string; value: string | null }>;
   put?: ReadonlyArray<{ key: string; value: string; ttlSeconds: number }>;
   delete?: readonly string[];
+  /** Members removed from expiring sets (applied after `put`). */
+  setRemove?: ReadonlyArray<{ key: string; member: string }>;
+  /** Members added to expiring sets, or given a new expiry (applied last). */
+  setAdd?: readonly SetMember[];
 }
 
 /**
@@ -95,4 +129,30 @@ export function assertTransition(t: Transition): void {
     assertTtl(p.ttlSeconds);
   }
   for (const k of t.delete ?? []) assertKey(k);
+  for (const r of t.setRemove ?? []) {
+    assertKey(r.key);
+    assertMember(r.member);
+  }
+  const now = Date.now() / 1000;
+  for (const a of t.setAdd ?? []) {
+    assertKey(a.key);
+    assertMember(a.member);
+    // The set's TTL follows its latest member: the same bound as any TTL.
+    if (!Number.isInteger(a.expiresAt) || a.expiresAt - now > MAX_TTL_SECONDS) {
+      throw new RangeError(
+        `A set member's expiry must be whole epoch seconds at most ${MAX_TTL_SECONDS} s ahead, got ${a.expiresAt}`,
+      );
+    }
+  }
+}
+
+function assertMember(member: string): void {
+  if (typeof member !== "string" || member.length === 0 || member.length > 1024) {
+    throw new RangeError("Set members must be non-empty strings of at most 1024 characters");
+  }
+}
+
+/** `prefix` as a literal SCAN MATCH pattern: glob characters escaped, then `*`. */
+export function scanPattern(prefix: string): string {
+  return `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
 }

@@ -5,18 +5,26 @@ import {
   assertTtl,
   type Store,
   StoreUnavailableError,
+  scanPattern,
   type Transition,
 } from "./types.js";
 
 /**
- * KEYS: the expected keys, then the keys to write, then the keys to delete.
- * ARGV: the three counts; per expected key a presence flag and its value; per written key its
- * value and TTL. Redis runs a script without interleaving any other command, which is what makes
- * the check and the writes one atomic step.
+ * KEYS: the expected keys, the keys to write, the keys to delete, then the sets to remove members
+ * from and the sets to add members to.
+ * ARGV: the five counts and the time (epoch seconds); per expected key a presence flag and its
+ * value; per written key its value and TTL; per removal its member; per addition its member and
+ * expiry. Redis runs a script without interleaving any other command, which is what makes the
+ * check and the writes one atomic step.
+ *
+ * Expiring sets are sorted sets scored by each member's expiry: every set the script touches
+ * loses its expired members and gets the TTL of its latest member, so the key never outlives
+ * what it lists and never goes before it (an emptied sorted set is removed by Redis itself).
  */
 const TRANSITION_SCRIPT = `
-local ne, np, nd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local a = 4
+local ne, np, nd, nr, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = tonumber(ARGV[6])
+local a = 7
 for i = 1, ne do
   local current = redis.call('GET', KEYS[i])
   if ARGV[a] == '1' then
@@ -30,6 +38,25 @@ for i = 1, nd do redis.call('DEL', KEYS[ne + np + i]) end
 for i = 1, np do
   redis.call('SET', KEYS[ne + i], ARGV[a], 'EX', ARGV[a + 1])
   a = a + 2
+end
+local s = ne + np + nd
+for i = 1, nr do
+  redis.call('ZREM', KEYS[s + i], ARGV[a])
+  a = a + 1
+end
+for i = 1, na do
+  redis.call('ZADD', KEYS[s + nr + i], ARGV[a + 1], ARGV[a])
+  a = a + 2
+end
+for i = 1, nr + na do
+  local key = KEYS[s + i]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local latest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if latest[2] then
+    local ttl = math.ceil(tonumber(latest[2]) - now)
+    if ttl < 1 then ttl = 1 end
+    redis.call('EXPIRE', key, ttl)
+  end
 end
 return 1
 `;
@@ -106,6 +133,38 @@ export class UpstashStore implements Store {
     return this.#run("read", () => this.#redis.get<string>(key));
   }
 
+  async getMany(keys: readonly string[]): Promise<Array<string | null>> {
+    for (const key of keys) assertKey(key);
+    if (keys.length === 0) return [];
+    return this.#run("read", () => this.#redis.mget<Array<string | null>>(...keys));
+  }
+
+  async members(key: string): Promise<string[]> {
+    assertKey(key);
+    const now = Date.now() / 1000;
+    return this.#run("read", () =>
+      this.#redis.zrange<string[]>(key, `(${now}`, "+inf", { byScore: true }),
+    );
+  }
+
+  async *scan(prefix: string): AsyncIterable<string> {
+    const match = scanPattern(prefix);
+    const seen = new Set<string>();
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.#run("read", () =>
+        this.#redis.scan(cursor, { match, count: SCAN_PAGE }),
+      );
+      cursor = String(next);
+      for (const key of keys) {
+        // SCAN may return a key more than once across pages.
+        if (seen.has(key)) continue;
+        seen.add(key);
+        yield key;
+      }
+    } while (cursor !== "0");
+  }
+
   async delete(...keys: string[]): Promise<void> {
     for (const key of keys) assertKey(key);
     if (keys.length === 0) return;
@@ -125,10 +184,23 @@ export class UpstashStore implements Store {
     assertTransition(t);
     const puts = t.put ?? [];
     const deletes = t.delete ?? [];
-    const keys = [...t.expect.map((e) => e.key), ...puts.map((p) => p.key), ...deletes];
-    const args = [String(t.expect.length), String(puts.length), String(deletes.length)];
+    const removes = t.setRemove ?? [];
+    const adds = t.setAdd ?? [];
+    const keys = [
+      ...t.expect.map((e) => e.key),
+      ...puts.map((p) => p.key),
+      ...deletes,
+      ...removes.map((r) => r.key),
+      ...adds.map((m) => m.key),
+    ];
+    const args = [
+      ...[t.expect, puts, deletes, removes, adds].map((list) => String(list.length)),
+      String(Date.now() / 1000),
+    ];
     for (const e of t.expect) args.push(e.value === null ? "0" : "1", e.value ?? "");
     for (const p of puts) args.push(p.value, String(p.ttlSeconds));
+    for (const r of removes) args.push(r.member);
+    for (const m of adds) args.push(m.member, String(m.expiresAt));
     return this.#run("write", async () => (await this.#transition.exec(keys, args)) === 1);
   }
 
@@ -163,6 +235,9 @@ export class UpstashStore implements Store {
 type Kind = "read" | "write";
 
 const RETRY_DELAY_MS = 50;
+
+/** Keys SCAN looks at per round trip (its COUNT hint). */
+const SCAN_PAGE = 500;
 
 /** Failures to open a connection: the request never left, so the command did not run. */
 const NOT_SENT = new Set([

@@ -353,6 +353,43 @@ describe("/mcp streaming and capabilities", () => {
     ]);
   });
 
+  it("closes a 2025-era tool call's server when its stream ends, or when the client cancels it", async () => {
+    const closed: string[] = [];
+    const handler = createMcpHandler({
+      authenticate: async () => ({ ok: true }),
+      createServer: () => {
+        const server = new McpServer({ name: "close-test", version: "1" });
+        server.registerTool("echo", { inputSchema: z.object({ tag: z.string() }) }, async (a) => ({
+          content: [{ type: "text", text: a.tag }],
+        }));
+        const close = server.close.bind(server);
+        server.close = async () => {
+          closed.push("closed");
+          await close();
+        };
+        return server;
+      },
+    });
+    const read = await handler(
+      post(rpc("tools/call", { name: "echo", arguments: { tag: "a" } })),
+      config,
+    );
+    expect(read.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    // Open while the client has not read the stream: the server still owns it.
+    expect(closed).toEqual([]);
+    expect(sseMessages(await read.text()).at(-1)?.result.content[0].text).toBe("a");
+    expect(closed.length).toBeGreaterThan(0);
+
+    closed.length = 0;
+    const cancelled = await handler(
+      post(rpc("tools/call", { name: "echo", arguments: { tag: "b" } })),
+      config,
+    );
+    expect(closed).toEqual([]);
+    await cancelled.body?.cancel();
+    expect(closed.length).toBeGreaterThan(0);
+  });
+
   it("does not promise tools/list_changed notifications it cannot send", async () => {
     const { json } = await call(
       rpc("initialize", {

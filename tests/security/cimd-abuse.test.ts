@@ -55,6 +55,9 @@ function ttlRecordingStore(inner: Store): Store & { ttls: Map<string, number> } 
     consume: (key) => inner.consume(key),
     transition: (transition) => inner.transition(transition),
     increment: (key, ttlSeconds) => inner.increment(key, ttlSeconds),
+    getMany: (keys) => inner.getMany(keys),
+    members: (key) => inner.members(key),
+    scan: (prefix) => inner.scan(prefix),
   };
 }
 

@@ -5,6 +5,7 @@ import { match } from "path-to-regexp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import authorizeFunction from "../../api/authorize.js";
 import callbackFunction from "../../api/callback.js";
+import connectionsFunction from "../../api/connections.js";
 import frontPageFunction from "../../api/index.js";
 import mcpFunction from "../../api/mcp.js";
 import registerFunction from "../../api/register.js";
@@ -68,6 +69,12 @@ const ROUTES: Route[] = [
   { path: "/authorize", file: "api/authorize.ts", handler: authorizeFunction, cors: "none" },
   { path: "/callback", file: "api/callback.ts", handler: callbackFunction, cors: "none" },
   { path: "/", file: "api/index.ts", handler: frontPageFunction, cors: "none" },
+  {
+    path: "/connections",
+    file: "api/connections.ts",
+    handler: connectionsFunction,
+    cors: "none",
+  },
   { path: "/token", file: "api/token.ts", handler: tokenFunction, cors: "any" },
   { path: "/register", file: "api/register.ts", handler: registerFunction, cors: "any" },
   { path: "/revoke", file: "api/revoke.ts", handler: revokeFunction, cors: "any" },
@@ -344,6 +351,15 @@ function headerSuite(label: string, origin: string, https: boolean) {
       expect(await errorPage.clone().text()).toContain(`Request id: <code>${requestId}</code>`);
       await send("GET", "/", 200);
       await send("POST", "/", 405);
+      await send("GET", "/connections", 303);
+      await send(
+        "POST",
+        "/connections",
+        401,
+        { "content-type": "application/x-www-form-urlencoded" },
+        "action=sign_out",
+      );
+      await send("PUT", "/connections", 405);
       await send("GET", "/callback?state=x&code=y", 400, { origin: FOREIGN_ORIGIN });
       const callbackPreflight = await serve(`${origin}/callback`, {
         method: "OPTIONS",

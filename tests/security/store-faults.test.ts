@@ -79,6 +79,9 @@ class FaultPoints implements Store {
   consume = (k: string) => this.#call("consume", (s) => s.consume(k));
   transition = (t: Transition) => this.#call("transition", (s) => s.transition(t));
   increment = (k: string, ttl: number) => this.#call("increment", (s) => s.increment(k, ttl));
+  getMany = (k: readonly string[]) => this.#call("getMany", (s) => s.getMany(k));
+  members = (k: string) => this.#call("members", (s) => s.members(k));
+  scan = (p: string) => this.backend.scan(p);
 }
 
 let server: RedisServer;
