@@ -1,13 +1,14 @@
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { Agent, request } from "node:http";
-import { TestBrowser } from "../tests/fixtures/browser.js";
+import { signInToConnections } from "../tests/connections/sign-in.js";
+import { readForm, TestBrowser } from "../tests/fixtures/browser.js";
 import { readJsonRpc } from "../tests/fixtures/jsonrpc.js";
 
 /**
  * One simulated user of the scale simulation: an MCP client and its browser, as a public client
  * with a browser does it (mcp-remote, Claude Code): discovery after a 401, registration, consent
  * and the provider's sign-in in the browser, the code exchange, tool calls, refreshes near
- * expiry, revocation. Its requests come from an address of its own (127.x.y.z: all of 127/8 is
+ * expiry, revocation by the client or by the person at `/connections`. Its requests come from an address of its own (127.x.y.z: all of 127/8 is
  * loopback), as each user of a deployment has one: the per-IP abuse limits then count per user,
  * as they do behind Vercel, not all users as one.
  */
@@ -108,6 +109,8 @@ export interface RevokedGrant {
   user: string;
   tokens: Tokens;
   revokedAt: number;
+  /** Who ended it: the client (RFC 7009), the person at `/connections`, or a replayed code. */
+  via: "revoke" | "connections" | "code replay";
 }
 
 const REDIRECT_URI = "http://127.0.0.1:5999/callback";
@@ -120,6 +123,8 @@ export class SimUser {
   /** Upper bound of when the provider's token of the current grant was last obtained (ms). */
   upstreamObtainedAt = 0;
   busy = false;
+  /** The instance every request of the browser goes to, when set (else one at random). */
+  pinned: number | undefined;
   #nextId = 1;
 
   constructor(
@@ -129,7 +134,7 @@ export class SimUser {
     readonly fetch: Fetch,
     private readonly instances: number,
   ) {
-    this.browser = new TestBrowser((url, init) => fetch(url, init));
+    this.browser = new TestBrowser((url, init) => fetch(url, init, this.pinned));
   }
 
   /** `count` distinct instances in random order (repeating only when there are fewer). */
@@ -273,7 +278,45 @@ export class SimUser {
     await response.body?.cancel();
     if (response.status !== 200) throw new Error(`revoke: ${response.status}`);
     this.tokens = undefined;
-    return { user: this.name, tokens, revokedAt: Date.now() };
+    return { user: this.name, tokens, revokedAt: Date.now(), via: "revoke" };
+  }
+
+  /**
+   * The person ends this client's access at `/connections` (issue #14), as in a browser: opens
+   * the page, signs in there through the provider (the page's own login, bound to this browser
+   * by its cookie), posts the revoke form of our client with the page's CSRF token, and follows
+   * the redirect back to the page, which must no longer list our client. Each request goes to an
+   * instance at random, as on Vercel: the session cookie and the CSRF token made by one instance
+   * must be accepted by any other.
+   */
+  async revokeAtConnections(): Promise<RevokedGrant> {
+    const tokens = this.#require();
+    const clientId = this.clientId ?? "";
+    const page = await signInToConnections(this.browser, `${this.origin}/connections`, this.name);
+    if (page.status !== 200) throw new Error(`/connections sign-in: ${page.status}`);
+    const form = [...page.html.matchAll(/<form[\s\S]*?<\/form>/gi)]
+      .map((match) => readForm(match[0], page.url))
+      .find((f) => f.fields.client_id === clientId);
+    if (!form) throw new Error("/connections: our client is not listed");
+    const posted = await this.browser.request(form.action, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ ...form.fields, action: "revoke" }).toString(),
+    });
+    await posted.body?.cancel();
+    const back = posted.headers.get("location") ?? "";
+    if (posted.status !== 303 || back !== `${this.origin}/connections?revoked=1`) {
+      throw new Error(
+        `/connections revoke: ${posted.status} to ${new URL(back, this.origin).pathname}`,
+      );
+    }
+    const after = await this.browser.request(back);
+    const html = await after.text();
+    if (after.status !== 200 || !html.includes("Access revoked") || html.includes(clientId)) {
+      throw new Error(`/connections after the revoke: ${after.status}, our client still listed`);
+    }
+    this.tokens = undefined;
+    return { user: this.name, tokens, revokedAt: Date.now(), via: "connections" };
   }
 
   /**

@@ -1,8 +1,11 @@
 import { createHash } from "node:crypto";
+import type { auditStore as auditRecords } from "../tests/fixtures/store-audit.js";
 import type { Invariant, ScaleSettings } from "./scale.js";
 import type { StoreAudit } from "./scale-audit.js";
 import type { RevokedGrant, SimUser } from "./scale-client.js";
 import type { ScaleDeployment } from "./scale-deployment.js";
+
+type StoreRecordsAudit = Awaited<ReturnType<typeof auditRecords>>;
 
 /** What an instance answered to a refresh with a revoked grant's token. */
 export type RefreshAnswer = { status: number; error?: string };
@@ -41,6 +44,17 @@ export function checkInvariants(input: {
   refreshRaces: Array<{ successes: number; distinctPairs: number }>;
   revoked: RevokedGrant[];
   immediate: { refresh: RefreshAnswer[]; toolChecked: number; toolAccepted: number };
+  /** Grants revoked at `/connections` (issue #14). */
+  connections: {
+    refresh: RefreshAnswer[];
+    /** Index entries the revoked grants had before (two each: subject's and client's). */
+    indexEntries: number;
+    notIndexedBefore: number;
+    /** Of those, still there right after the revocation. */
+    leftInIndex: number;
+  };
+  /** tests/fixtures/store-audit.ts on the store at the end. */
+  records: StoreRecordsAudit;
   afterExpiry: { checked: number; accepted: number; refresh: RefreshAnswer[] };
   finalRefresh: { checked: number; failed: number };
   upstreamRaceUsers: Array<{ user: SimUser; from: number; to?: number }>;
@@ -136,6 +150,18 @@ export function checkInvariants(input: {
       violations: input.immediate.toolAccepted,
     },
     {
+      name: `revoked at /connections: refresh refused at all ${K} instances, immediately`,
+      checked: input.connections.refresh.length,
+      violations: notRefused(input.connections.refresh),
+      note: tally(input.connections.refresh),
+    },
+    {
+      name: "revoked at /connections: its index entries gone at once (subject, client)",
+      checked: input.connections.indexEntries,
+      violations: input.connections.leftInIndex + input.connections.notIndexedBefore,
+      note: `${input.connections.leftInIndex} left, ${input.connections.notIndexedBefore} missing before`,
+    },
+    {
       name: `revoked: access token refused at all ${K} instances after its expiry`,
       checked: input.afterExpiry.checked,
       violations: input.afterExpiry.accepted + notRefused(input.afterExpiry.refresh),
@@ -155,6 +181,16 @@ export function checkInvariants(input: {
       name: "store: every key has a TTL",
       checked: audit.keys,
       violations: audit.withoutTtl.length,
+    },
+    {
+      name: "store: records agree, grant indexes exact (tests/fixtures/store-audit.ts)",
+      checked:
+        input.records.grants.length +
+        [...input.records.indexes.values()].reduce((n, members) => n + members.size, 0),
+      violations: input.records.problems.length,
+      ...(input.records.problems.length > 0
+        ? { note: input.records.problems.slice(0, 3).join("; ") }
+        : {}),
     },
   ];
 }

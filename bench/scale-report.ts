@@ -15,6 +15,7 @@ export function benchSettings(instances: number, users: number, quick: boolean):
     refreshRaceShare: 0.25,
     raceCopies: 3,
     revokeShare: 0.1,
+    connectionsRevokeShare: 0.05,
     mixedSeconds: quick ? 10 : 30,
     boundSeconds: 1800,
   };
@@ -84,6 +85,7 @@ export function printScaleSweep(
         "provider refresh x3",
         "provider token fresh",
         "revoke",
+        "revoke at /connections",
         "mixed cmds/inv",
         "mixed hottest key",
         "lock cmds/provider refresh",
@@ -108,6 +110,7 @@ export function printScaleSweep(
           cell(r, "upstream race"),
           cell(r, "upstream tool"),
           cell(r, "revoke"),
+          cell(r, "connections revoke"),
           m ? round(m.store.commands / Math.max(1, m.invocations), 2) : "-",
           m
             ? `${m.store.hottestKey.family} ${round((100 * m.store.hottestKey.commands) / Math.max(1, m.store.commands), 2)}%`

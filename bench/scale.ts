@@ -1,5 +1,7 @@
 import { randomInt } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { clientGrantsKey, subjectGrantsKey } from "../lib/oauth/grants.js";
+import { auditStore as auditRecords } from "../tests/fixtures/store-audit.js";
 import { auditStore, type FamilyAudit } from "./scale-audit.js";
 import { type RevokedGrant, type Router, SimUser, userAddress, userFetch } from "./scale-client.js";
 import { emptyStoreCounts, type StoreCounts, startScaleDeployment } from "./scale-deployment.js";
@@ -11,16 +13,15 @@ import { percentile, round } from "./stats.js";
  * N simulated users (bench/scale-client.ts) drive K instances (bench/scale-deployment.ts)
  * through logins, tool calls, refreshes near expiry (some sent to several instances at once, as
  * retrying clients do), tool calls that need the provider's token (several instances wanting to
- * refresh it at once), revocations, and then all of these mixed. Every request goes to an
- * instance chosen at random, as Vercel routes it.
+ * refresh it at once), revocations by the client (RFC 7009) and by the person at `/connections`
+ * (issue #14: sign in there, revoke one client), and then all of these mixed. Every request goes
+ * to an instance chosen at random, as Vercel routes it.
  *
  * The run is a sequence of windows; in each, one kind of operation runs (the last one mixes
  * them), so the store commands, function invocations and CPU counted in a window, divided by its
  * operations, are what one operation costs: measured, not estimated. At the end the invariants
  * are checked against what the clients saw, what the identity provider issued and what the store
  * holds. Bounded: fixed counts, a time bound on the whole run, loopback only.
- *
- * Not simulated: consent from `/connections` (issue #14; the page does not exist yet).
  */
 export interface ScaleSettings {
   instances: number;
@@ -39,6 +40,8 @@ export interface ScaleSettings {
   raceCopies: number;
   /** Share of users who revoke in the revocation window. */
   revokeShare: number;
+  /** Share of users who then revoke their client at `/connections`, in a window of its own. */
+  connectionsRevokeShare: number;
   /** Length of the mixed window, seconds. */
   mixedSeconds: number;
   /** Bound on the whole run, seconds: past it the run stops starting work and fails. */
@@ -239,6 +242,13 @@ export async function runScaleSimulation(
       toolChecked: 0,
       toolAccepted: 0,
     };
+    /** Grants revoked at `/connections`: refresh answers right after, and their index entries. */
+    const connections = {
+      refresh: [] as RefreshAnswer[],
+      indexEntries: 0,
+      notIndexedBefore: 0,
+      leftInIndex: 0,
+    };
     let acceptedBeforeExpiry = 0;
 
     /** A user's tool call, refreshing first when its token is about to expire (as clients do). */
@@ -295,6 +305,44 @@ export async function runScaleSimulation(
       if (grant) revoked.push(grant);
       return grant;
     };
+    /**
+     * The index keys that list a grant (lib/oauth/grants.ts), from its record read straight from
+     * Redis (not counted): its subject's and its client's. Empty when the grant is gone.
+     */
+    const indexKeysOf = async (grantId: string): Promise<string[]> => {
+      const raw = await deployment.redis.get(`${deployment.keyPrefix}grant:${grantId}`);
+      if (!raw) return [];
+      const grant = JSON.parse(raw) as { sub: string; clientId: string };
+      return [subjectGrantsKey(grant.sub), clientGrantsKey(grant.clientId)].map(
+        (key) => `${deployment.keyPrefix}${key}`,
+      );
+    };
+    const listedIn = async (keys: string[], grantId: string) =>
+      (await Promise.all(keys.map((key) => deployment.redis.zscore(key, grantId)))).filter(
+        (score) => score !== null,
+      ).length;
+    /**
+     * Issue #14: the person signs in at `/connections` and revokes this client there. The grant's
+     * index entries are read before (both must be there, or the check after proves nothing) and
+     * right after the revocation: none may be left, since the page and the operators' tools list
+     * from them.
+     */
+    const revokeAtConnections = async (user: SimUser): Promise<RevokedGrant | undefined> => {
+      const grantId = user.tokens?.grantId ?? "";
+      const keys = await indexKeysOf(grantId);
+      const before = await listedIn(keys, grantId);
+      let grant: RevokedGrant | undefined;
+      await op("connections revoke", async () => {
+        grant = await user.revokeAtConnections();
+        return null;
+      });
+      if (!grant) return undefined;
+      revoked.push(grant);
+      connections.indexEntries += 2;
+      connections.notIndexedBefore += 2 - before;
+      connections.leftInIndex += await listedIn(keys, grantId);
+      return grant;
+    };
     /** Right after a revocation, at every instance at once: the grant must be gone. */
     const checkRevoked = async (user: SimUser, grant: RevokedGrant) => {
       const tokens = grant.tokens;
@@ -303,6 +351,7 @@ export async function runScaleSimulation(
       for (const instance of deployment.instances) {
         const refresh = await user.tryRefresh(tokens.refreshToken, instance.index);
         immediate.refresh.push(refresh);
+        if (grant.via === "connections") connections.refresh.push(refresh);
         const tool = await user.callTool("upstream_userinfo", {
           instance: instance.index,
           accessToken: tokens.accessToken,
@@ -347,8 +396,19 @@ export async function runScaleSimulation(
             if (!whoami.ok || !upstream.ok) return whoami.message ?? upstream.message;
           }
           if (!(await user.refresh(settings.raceCopies)).ok) return "refresh refused";
-          const grant = await user.revoke();
-          revoked.push(grant);
+          // The first K end their grant at /connections, each on an instance of its own, so
+          // that no instance loads the page's modules in a measured window.
+          const index = warmupUsers.indexOf(user);
+          if (index >= K) {
+            revoked.push(await user.revoke());
+            return null;
+          }
+          user.pinned = index;
+          try {
+            revoked.push(await user.revokeAtConnections());
+          } finally {
+            user.pinned = undefined;
+          }
           return null;
         }),
       ),
@@ -376,7 +436,12 @@ export async function runScaleSimulation(
           // RFC 6749 §4.1.2: the second presentation of a code revokes what it produced; the
           // client that won holds tokens of a grant that is gone.
           if (user.tokens) {
-            revoked.push({ user: user.name, tokens: user.tokens, revokedAt: Date.now() });
+            revoked.push({
+              user: user.name,
+              tokens: user.tokens,
+              revokedAt: Date.now(),
+              via: "code replay",
+            });
             user.tokens = undefined;
           }
           return codeSuccesses === 1 ? null : `${codeSuccesses} successes for one code`;
@@ -477,6 +542,32 @@ export async function runScaleSimulation(
       pool(revokedNow, ([user, grant]) => checkRevoked(user, grant)),
     );
 
+    // --- 5b. the person revokes at /connections (issue #14): sign in there on whichever
+    // instance, see the client listed, revoke it; then every instance is tried as above ------
+    await freshen();
+    const fromPage = share(live(), settings.connectionsRevokeShare, 2);
+    await window("warm the token caches of every instance", undefined, () =>
+      pool(fromPage, async (user) => {
+        await ensureFresh(user);
+        for (const instance of deployment.instances) {
+          await op("tool call", async () => {
+            const answer = await call(user, "whoami", instance.index);
+            return answer.ok ? null : answer.message;
+          });
+        }
+      }),
+    );
+    const revokedAtPage: Array<[SimUser, RevokedGrant]> = [];
+    await window("revoke at /connections (sign in, page, revoke)", "connections revoke", () =>
+      pool(fromPage, async (user) => {
+        const grant = await revokeAtConnections(user);
+        if (grant) revokedAtPage.push([user, grant]);
+      }),
+    );
+    await window("revoked grants tried at every instance", undefined, () =>
+      pool(revokedAtPage, ([user, grant]) => checkRevoked(user, grant)),
+    );
+
     // --- 6. everything mixed, as real use -----------------------------------------------
     await window("mixed", undefined, async () => {
       const until = Date.now() + settings.mixedSeconds * 1000;
@@ -522,7 +613,7 @@ export async function runScaleSimulation(
       else if (roll < 880) await toolCall(user, "upstream tool", "upstream_userinfo");
       else if (roll < 990) await parallelUpstream(user, "upstream race");
       else {
-        const grant = await revoke(user);
+        const grant = roll < 995 ? await revoke(user) : await revokeAtConnections(user);
         if (grant) await checkRevoked(user, grant);
       }
     }
@@ -560,6 +651,8 @@ export async function runScaleSimulation(
     const audit = await auditStore(deployment.redis, deployment.keyPrefix, (key) =>
       deployment.store.familyOf(key),
     );
+    // The project's own audit of records against each other, the grant indexes' exactness with it.
+    const records = await auditRecords(deployment.redis, deployment.keyPrefix);
     const invariants = checkInvariants({
       settings,
       users,
@@ -568,6 +661,8 @@ export async function runScaleSimulation(
       refreshRaces,
       revoked,
       immediate,
+      connections,
+      records,
       afterExpiry,
       finalRefresh,
       upstreamRaceUsers,

@@ -10,6 +10,7 @@ import { auth0Preset } from "./upstream/auth0-preset.js";
 import { githubPreset } from "./upstream/github-preset.js";
 import { googlePreset } from "./upstream/google-preset.js";
 import { oidcPreset } from "./upstream/oidc-preset.js";
+import { parseUrl } from "./url.js";
 
 /**
  * The deployment's configuration, read from the environment once per cold start.
@@ -305,16 +306,13 @@ const lowerCaseList = optionalString.transform((v) =>
 const httpUrl = optionalString.pipe(
   z
     .string()
-    .refine(
-      (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
-      "must be an http(s) URL",
-    )
+    .refine((v) => /^https?:$/.test(parseUrl(v)?.protocol ?? ""), "must be an http(s) URL")
     .optional(),
 );
 
 const origin = z.string().refine((v) => {
-  if (!URL.canParse(v)) return false;
-  const u = new URL(v);
+  const u = parseUrl(v);
+  if (!u) return false;
   return /^https?:$/.test(u.protocol) && u.origin === v.replace(/\/$/, "");
 }, "each entry must be an origin like https://app.example.com");
 

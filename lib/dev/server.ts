@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { extname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { log } from "../log.js";
+import { parseUrl } from "../url.js";
 import { createRouter } from "./routes.js";
 
 /**
@@ -152,8 +153,8 @@ async function staticFile(file: string, method: string): Promise<Response> {
  */
 export function originFormPath(target: string, host: string): string | null {
   if (target.startsWith("/")) return target;
-  if (!URL.canParse(target)) return null;
-  const absolute = new URL(target);
+  const absolute = parseUrl(target);
+  if (!absolute) return null;
   if (absolute.protocol !== "http:" || absolute.host !== host.toLowerCase()) return null;
   return `${absolute.pathname}${absolute.search}`;
 }

@@ -70,7 +70,14 @@ export async function withToolCallAudit(serve: () => Promise<Response>): Promise
     throw error;
   }
   const call = exchange.toolCall;
-  return call ? endingWith(response, () => logToolCall(call)) : response;
+  // The answer may end (an SSE stream read to its end) in the reader's async context, outside
+  // the request's: bound here, the line keeps its request id (lib/log.ts).
+  return call
+    ? endingWith(
+        response,
+        AsyncLocalStorage.bind(() => logToolCall(call)),
+      )
+    : response;
 }
 
 /**

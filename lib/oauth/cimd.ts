@@ -6,6 +6,7 @@ import ipaddr from "ipaddr.js";
 import { sha256 } from "../crypto/random.js";
 import { log } from "../log.js";
 import { type Store, StoreUnavailableError } from "../store/types.js";
+import { parseUrl } from "../url.js";
 import { type ClientRecord, parseRegistration } from "./client-metadata.js";
 import { OAuthError } from "./errors.js";
 
@@ -42,8 +43,8 @@ export function isClientIdUrl(clientId: string): boolean {
 }
 
 function checkUrl(raw: string, options: CimdOptions): URL {
-  if (!URL.canParse(raw)) throw new ClientMetadataError("the client_id is not a URL");
-  const url = new URL(raw);
+  const url = parseUrl(raw);
+  if (!url) throw new ClientMetadataError("the client_id is not a URL");
   const loopbackHttp = options.allowLoopback && url.protocol === "http:";
   if (url.protocol !== "https:" && !loopbackHttp) {
     throw new ClientMetadataError("client metadata must be served over https");

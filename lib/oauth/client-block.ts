@@ -1,6 +1,7 @@
 import { sha256 } from "../crypto/random.js";
 import { shortId } from "../log.js";
 import { assertTtl, MAX_TTL_SECONDS, type Store } from "../store/types.js";
+import { parseUrl } from "../url.js";
 
 /**
  * The operator's block list: a client id on it can no longer start an authorization
@@ -37,9 +38,8 @@ export const CLIENT_BLOCKED_DESCRIPTION = "This client has been blocked by the s
 
 /** A client id for a log line: a metadata document's host (public, and what tells it apart). */
 export function clientIdForLog(clientId: string): string {
-  return URL.canParse(clientId) && /^https?:\/\//.test(clientId)
-    ? new URL(clientId).host
-    : shortId(clientId);
+  const url = /^https?:\/\//.test(clientId) ? parseUrl(clientId) : null;
+  return url ? url.host : shortId(clientId);
 }
 
 export async function isClientBlocked(store: Store, clientId: string): Promise<boolean> {

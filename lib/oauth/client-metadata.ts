@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { hasControlCharacters } from "../http/text.js";
+import { parseUrl } from "../url.js";
 import { OAuthError } from "./errors.js";
 import { CLIENT_AUTH_METHODS } from "./metadata.js";
 import { redirectUriProblem } from "./redirect-uri.js";
@@ -59,7 +60,7 @@ const displayText = (max: number) =>
 const httpsUrl = z
   .string()
   .max(2000)
-  .refine((v) => URL.canParse(v) && new URL(v).protocol === "https:", "must be an https URL");
+  .refine((v) => parseUrl(v)?.protocol === "https:", "must be an https URL");
 
 /** Unknown fields are dropped: RFC 7591 §2 says a server ignores metadata it does not understand. */
 const RegistrationRequest = z.object({

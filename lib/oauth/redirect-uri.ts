@@ -1,4 +1,5 @@
 import { hasControlCharacters } from "../http/text.js";
+import { parseUrl } from "../url.js";
 
 /**
  * Redirect URI rules (OAuth 2.1 §2.3.1, §4.1.3; RFC 8252 §7 for native apps).
@@ -43,22 +44,27 @@ export function redirectUriProblem(
   // A raw control character or space would be normalised away by the parser and change the URI.
   if (hasControlCharacters(uri, true)) return "contains whitespace or control characters";
   if (uri.includes("#")) return "must not contain a fragment";
-  if (!URL.canParse(uri)) return "is not an absolute URI";
-  const url = new URL(uri);
+  // Parsed once (lib/url.ts), never checked first with `URL.canParse`: once hot, its fast path
+  // misreads a non-ASCII host on Node 20 and 22 (not 24: AikidoSec/firewall-node#1086), refusing
+  // `https://café.example/cb` and passing some URIs the constructor then throws on (a 500).
+  const url = parseUrl(uri);
+  if (!url) return "is not an absolute URI";
   const scheme = url.protocol.slice(0, -1);
   if (url.username || url.password) return "must not contain user information";
-  if (scheme === "https") return url.hostname ? null : "must have a host";
   if (scheme === "http") {
     return LOOPBACK_HOSTS.has(url.hostname) ? null : "must use https unless the host is loopback";
   }
-  if (FORBIDDEN_SCHEMES.has(scheme)) return `must not use the ${scheme}: scheme`;
-  return /^[a-z][a-z0-9+.-]*$/.test(scheme) ? null : "has an invalid scheme";
+  // https needs no rule of its own, nor a scheme a syntax check: the URL parser already refused
+  // an https URL without a host and any scheme but ALPHA *(ALPHA / DIGIT / "+" / "-" / "."), and
+  // lowercased it (WHATWG URL Standard, basic URL parser: scheme start and scheme states, and
+  // host state's host-missing failure; RFC 3986 §3.1). tests/security/redirect-uri-bounds.test.ts
+  // holds the parser to both.
+  return FORBIDDEN_SCHEMES.has(scheme) ? `must not use the ${scheme}: scheme` : null;
 }
 
 export function isLoopbackHttp(uri: string): boolean {
-  if (!URL.canParse(uri)) return false;
-  const url = new URL(uri);
-  return url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
+  const url = parseUrl(uri);
+  return url?.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
 }
 
 /** The URI with the port of its authority removed (loopback http URIs only). */

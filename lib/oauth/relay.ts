@@ -1,5 +1,6 @@
 import { randomToken } from "../crypto/random.js";
 import type { Secrets } from "../crypto/secrets.js";
+import { parseUrl } from "../url.js";
 
 /**
  * The `state` we send upstream, and the callback relay for preview deployments.
@@ -51,8 +52,8 @@ export function stateOrigin(secrets: Secrets, state: string): string | null {
 }
 
 function isHttpOrigin(value: string): boolean {
-  if (value.length > 300 || !URL.canParse(value)) return false;
-  const url = new URL(value);
+  const url = value.length > 300 ? null : parseUrl(value);
+  if (!url) return false;
   return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
 }
 

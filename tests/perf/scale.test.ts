@@ -9,7 +9,9 @@ import { appendTestLog } from "../fixtures/test-logs.js";
  * store client) sharing one deployment's keys, one redis-server behind the Upstash REST endpoint
  * and one oidc-provider, driven by 20 users through logins, tool calls, refreshes (some of one
  * token at three instances at once), tool calls needing the provider's token (three instances
- * wanting to refresh it at once), revocations, then all of them mixed. Counts and invariants
+ * wanting to refresh it at once), revocations by the client and by the person at `/connections`
+ * (issue #14: signed in there on any instance, one client revoked), then all of them mixed.
+ * Counts and invariants
  * only: nothing here is timed; the time bound only turns a hang into a failure.
  */
 const redis = inject("redis");
@@ -25,6 +27,7 @@ const SETTINGS: ScaleSettings = {
   refreshRaceShare: 0.5,
   raceCopies: 3,
   revokeShare: 0.2,
+  connectionsRevokeShare: 0.2,
   mixedSeconds: 2,
   boundSeconds: 90,
 };
@@ -53,7 +56,14 @@ describe.skipIf(!redis.available)("scale: 2 instances, 20 users, one store (issu
   it("runs to its end with every operation answered", () => {
     expect(report.bounded).toBe(false);
     expect(report.errors).toEqual([]);
-    for (const window of ["login", "refresh", "refresh race", "upstream race", "revoke"]) {
+    for (const window of [
+      "login",
+      "refresh",
+      "refresh race",
+      "upstream race",
+      "revoke",
+      "connections revoke",
+    ]) {
       expect(windowOf(window)?.ops.find((o) => o.kind === window)?.count).toBeGreaterThan(0);
     }
   });
@@ -63,13 +73,37 @@ describe.skipIf(!redis.available)("scale: 2 instances, 20 users, one store (issu
       report.invariants.map((i) => [i.name, 0]),
     );
     for (const invariant of report.invariants) expect(invariant.checked).toBeGreaterThan(0);
-    expect(report.invariants).toHaveLength(12);
+    expect(report.invariants).toHaveLength(15);
   });
 
   it("revoked grants were tried at every instance, right away and after expiry", () => {
     const revoked = report.invariants.filter((i) => i.name.startsWith("revoked:"));
     expect(revoked).toHaveLength(3);
     for (const check of revoked) expect(check.checked % SETTINGS.instances).toBe(0);
+  });
+
+  it("a grant revoked at /connections is refused everywhere at once and leaves no index entry", () => {
+    const page = report.invariants.filter((i) => i.name.startsWith("revoked at /connections:"));
+    expect(page.map((i) => [i.name, i.violations])).toEqual(page.map((i) => [i.name, 0]));
+    const [refresh, index] = page;
+    const revocations = windowOf("connections revoke")?.ops.find(
+      (o) => o.kind === "connections revoke",
+    )?.count;
+    expect(revocations).toBeGreaterThan(0);
+    // At least those of its own window: each tried at every instance, two index entries each.
+    expect(refresh?.checked).toBeGreaterThanOrEqual((revocations ?? 0) * SETTINGS.instances);
+    expect((refresh?.checked ?? 0) % SETTINGS.instances).toBe(0);
+    expect(index?.checked).toBeGreaterThanOrEqual((revocations ?? 0) * 2);
+    const audit = report.invariants.find((i) => i.name.startsWith("store: records agree"));
+    expect(audit?.violations).toBe(0);
+  });
+
+  it("a revocation at /connections is five invocations, its store commands counted", () => {
+    // GET /connections (to the provider), /callback, the page, the revoke form's POST, the page
+    // again: the provider's sign-in is not ours.
+    const perOp = windowOf("connections revoke")?.perOp;
+    expect(perOp?.invocations).toBe(5);
+    expect(perOp?.commands).toBeGreaterThan(0);
   });
 
   it("a provider token past its refresh point is refreshed once, by one instance of three", () => {
