@@ -133,16 +133,26 @@ function sdkV2Stateless(): Handler {
 async function sdkV1Stateless(request: Request): Promise<Response> {
   const server = new McpServerV1(serverInfo, { instructions });
   for (const register of tools) register(server as unknown as McpServer);
-  const transport = new TransportV1({ sessionIdGenerator: undefined });
+  return answerOnce(server, new TransportV1({ sessionIdGenerator: undefined }), request);
+}
+
+/**
+ * `request` answered by `server` through a fresh stateless `transport`, the server closed when
+ * the answer ends, as the SDK's documented stateless example does (either SDK major).
+ */
+async function answerOnce(
+  server: { connect(transport: never): Promise<void>; close(): Promise<void> },
+  transport: { handleRequest(request: Request): Promise<Response> },
+  request: Request,
+): Promise<Response> {
   const close = () => void server.close().catch(() => {});
   try {
-    await server.connect(transport);
+    await server.connect(transport as never);
     const response = await transport.handleRequest(request);
     if (!response.body) {
       close();
       return response;
     }
-    // The documented example closes the server when the response closes.
     const closing = new TransformStream<Uint8Array, Uint8Array>({ flush: close });
     return new Response(response.body.pipeThrough(closing), response);
   } catch (error) {
@@ -169,25 +179,11 @@ export function rawSdk(mode: "json" | "sse"): Handler {
   const modern = sdkCreateMcpHandler(oneToolServer, { legacy: "reject", responseMode: mode });
   return async (request) => {
     if (request.headers.get("mcp-protocol-version") === "2026-07-28") return modern.fetch(request);
-    const server = oneToolServer();
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: mode === "json",
     });
-    const close = () => void server.close().catch(() => {});
-    try {
-      await server.connect(transport);
-      const response = await transport.handleRequest(request);
-      if (!response.body) {
-        close();
-        return response;
-      }
-      const closing = new TransformStream<Uint8Array, Uint8Array>({ flush: close });
-      return new Response(response.body.pipeThrough(closing), response);
-    } catch (error) {
-      close();
-      throw error;
-    }
+    return answerOnce(oneToolServer(), transport, request);
   };
 }
 

@@ -517,55 +517,51 @@ export async function runScaleSimulation(
       );
     }
 
-    // --- 5. revocation: every instance has the token cached, then the grant ends ----------
+    /**
+     * Every instance caches each user's access token, then `end` ends the user's grant, then
+     * every instance is tried with what the user held.
+     */
+    const revocationRound = async (
+      users: SimUser[],
+      name: string,
+      primary: string,
+      end: (user: SimUser) => Promise<RevokedGrant | undefined>,
+    ) => {
+      await window("warm the token caches of every instance", undefined, () =>
+        pool(users, async (user) => {
+          await ensureFresh(user);
+          for (const instance of deployment.instances) {
+            await op("tool call", async () => {
+              const answer = await call(user, "whoami", instance.index);
+              return answer.ok ? null : answer.message;
+            });
+          }
+        }),
+      );
+      const revoked: Array<[SimUser, RevokedGrant]> = [];
+      await window(name, primary, () =>
+        pool(users, async (user) => {
+          const grant = await end(user);
+          if (grant) revoked.push([user, grant]);
+        }),
+      );
+      await window("revoked grants tried at every instance", undefined, () =>
+        pool(revoked, ([user, grant]) => checkRevoked(user, grant)),
+      );
+    };
+
+    // --- 5. revocation by the client (RFC 7009) ---------------------------------------------
     await freshen();
-    const revoking = share(live(), settings.revokeShare, 2);
-    await window("warm the token caches of every instance", undefined, () =>
-      pool(revoking, async (user) => {
-        await ensureFresh(user);
-        for (const instance of deployment.instances) {
-          await op("tool call", async () => {
-            const answer = await call(user, "whoami", instance.index);
-            return answer.ok ? null : answer.message;
-          });
-        }
-      }),
-    );
-    const revokedNow: Array<[SimUser, RevokedGrant]> = [];
-    await window("revoke", "revoke", () =>
-      pool(revoking, async (user) => {
-        const grant = await revoke(user);
-        if (grant) revokedNow.push([user, grant]);
-      }),
-    );
-    await window("revoked grants tried at every instance", undefined, () =>
-      pool(revokedNow, ([user, grant]) => checkRevoked(user, grant)),
-    );
+    await revocationRound(share(live(), settings.revokeShare, 2), "revoke", "revoke", revoke);
 
     // --- 5b. the person revokes at /connections (issue #14): sign in there on whichever
-    // instance, see the client listed, revoke it; then every instance is tried as above ------
+    // instance, see the client listed, revoke it ------------------------------------------
     await freshen();
-    const fromPage = share(live(), settings.connectionsRevokeShare, 2);
-    await window("warm the token caches of every instance", undefined, () =>
-      pool(fromPage, async (user) => {
-        await ensureFresh(user);
-        for (const instance of deployment.instances) {
-          await op("tool call", async () => {
-            const answer = await call(user, "whoami", instance.index);
-            return answer.ok ? null : answer.message;
-          });
-        }
-      }),
-    );
-    const revokedAtPage: Array<[SimUser, RevokedGrant]> = [];
-    await window("revoke at /connections (sign in, page, revoke)", "connections revoke", () =>
-      pool(fromPage, async (user) => {
-        const grant = await revokeAtConnections(user);
-        if (grant) revokedAtPage.push([user, grant]);
-      }),
-    );
-    await window("revoked grants tried at every instance", undefined, () =>
-      pool(revokedAtPage, ([user, grant]) => checkRevoked(user, grant)),
+    await revocationRound(
+      share(live(), settings.connectionsRevokeShare, 2),
+      "revoke at /connections (sign in, page, revoke)",
+      "connections revoke",
+      revokeAtConnections,
     );
 
     // --- 6. everything mixed, as real use -----------------------------------------------

@@ -1,21 +1,14 @@
-import { execFile, execFileSync, spawnSync } from "node:child_process";
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
-import { promisify } from "node:util";
 import { generateSecret, generateSigningJwk } from "../lib/crypto/keys.js";
-import { installVercelCli, vercelBin } from "../tests/fixtures/vercel-cli.js";
-import { projectDir } from "./import-graph.js";
+import {
+  PRODUCTION_NODE_MAJOR,
+  productionNode,
+  vercelBuildOnCleanCopy,
+} from "../tests/fixtures/vercel-cli.js";
 import { median, round } from "./stats.js";
 
 /**
@@ -48,71 +41,15 @@ export interface VercelColdReport {
   rows: VercelColdRow[];
 }
 
-const PRODUCTION_NODE_MAJOR = 24;
-const execFileAsync = promisify(execFile);
-
-/** The Node.js binary of production's major: this one, or the `node` package from npm. */
-function productionNode(): string {
-  if (process.versions.node.split(".")[0] === String(PRODUCTION_NODE_MAJOR)) {
-    return process.execPath;
-  }
-  return execFileSync(
-    "npx",
-    ["-y", "-p", `node@${PRODUCTION_NODE_MAJOR}`, "node", "-p", "process.execPath"],
-    { encoding: "utf8", timeout: 240_000 },
-  ).trim();
-}
-
 /** `vercel build` on a clean copy of the working tree; returns the copy's directory. */
 async function vercelBuild(): Promise<string> {
-  installVercelCli();
-  const copy = mkdtempSync(join(tmpdir(), "mcp-bench-vercel-"));
-  const files = execFileSync(
-    "git",
-    ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    { cwd: projectDir, encoding: "utf8" },
-  )
-    .split("\0")
-    .filter((file) => file && !/^node_modules(\/|$)/.test(file))
-    .filter((file) => existsSync(join(projectDir, file)));
-  for (const file of files) {
-    mkdirSync(dirname(join(copy, file)), { recursive: true });
-    cpSync(join(projectDir, file), join(copy, file));
-  }
-  mkdirSync(join(copy, "node_modules"));
-  const modules = readdirSync(join(projectDir, "node_modules"))
-    .filter((n) => n !== ".cache")
-    .map((n) => join(projectDir, "node_modules", n));
-  try {
-    execFileSync("cp", ["-al", ...modules, join(copy, "node_modules")], { stdio: "ignore" });
-  } catch {
-    for (const module of modules) {
-      cpSync(module, join(copy, "node_modules", basename(module)), {
-        recursive: true,
-        verbatimSymlinks: true,
-      });
-    }
-  }
-  // docs/deploy.md's project settings, so `vercel build` needs no login (as the test does).
-  mkdirSync(join(copy, ".vercel"));
-  writeFileSync(
-    join(copy, ".vercel", "project.json"),
-    JSON.stringify({ projectId: "prj_bench", orgId: "team_bench", settings: { framework: null } }),
-  );
-  await execFileAsync(process.execPath, [vercelBin, "build", "--yes"], {
-    cwd: copy,
-    env: {
-      ...process.env,
-      HOME: copy,
-      VERCEL_TELEMETRY_DISABLED: "1",
-      // node_modules is the project's already: the builder's own `npm install` is skipped
-      // (@vercel/build-utils `installCompletedCovers`), so a lockfile ahead of node_modules
-      // (a dependency being added) does not send it to the registry.
-      VERCEL_INSTALL_COMPLETED: "1",
-      npm_config_offline: "true",
-    },
+  const { copy } = await vercelBuildOnCleanCopy({
+    prefix: "mcp-bench-vercel-",
+    // node_modules is the project's already: the builder's own `npm install` is skipped
+    // (@vercel/build-utils `installCompletedCovers`), so a lockfile ahead of node_modules
+    // (a dependency being added) does not send it to the registry.
+    env: { VERCEL_INSTALL_COMPLETED: "1" },
     timeout: 300_000,
-    maxBuffer: 16 * 1024 * 1024,
   });
   return copy;
 }

@@ -432,17 +432,8 @@ const EnvSchema = z.object({
   VERCEL_URL: optionalString,
   VERCEL_BRANCH_URL: optionalString,
   VERCEL_PROJECT_PRODUCTION_URL: optionalString,
-  ALLOWED_HOSTS: optionalString.pipe(
-    z
-      .string()
-      .transform((v) =>
-        v
-          .split(",")
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, "each entry must be a host name")))
-      .optional(),
+  ALLOWED_HOSTS: lowerCaseList.pipe(
+    z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, "each entry must be a host name")).optional(),
   ),
   OAUTH_SIGNING_KEYS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
@@ -540,25 +531,16 @@ const EnvSchema = z.object({
       )
       .optional(),
   ),
-  OAUTH_RELAY_HOSTS: optionalString.pipe(
+  OAUTH_RELAY_HOSTS: lowerCaseList.pipe(
     z
-      .string()
-      .transform((v) =>
-        v
-          .split(",")
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      )
-      .pipe(
-        z.array(
-          z
-            .string()
-            .regex(/^[a-z0-9*.-]+(:\d+)?$/, "each entry must be a host or a host pattern with *")
-            .refine(
-              (h) => (!/^\*|\.\*\./.test(h) && h.split(".").length >= 3) || !h.includes("*"),
-              "a * may not stand for a whole label or the start of the host",
-            ),
-        ),
+      .array(
+        z
+          .string()
+          .regex(/^[a-z0-9*.-]+(:\d+)?$/, "each entry must be a host or a host pattern with *")
+          .refine(
+            (h) => (!/^\*|\.\*\./.test(h) && h.split(".").length >= 3) || !h.includes("*"),
+            "a * may not stand for a whole label or the start of the host",
+          ),
       )
       .optional(),
   ),

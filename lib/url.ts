@@ -12,3 +12,13 @@ export function parseUrl(value: string): URL | null {
     return null;
   }
 }
+
+const LOOPBACK_HOSTNAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * Whether a `URL.hostname` names this machine: `localhost` and the literal loopback addresses
+ * (RFC 8252 §7.3, §8.3), written as the URL parser writes them (an IPv6 host keeps its brackets).
+ */
+export function isLoopbackHostname(hostname: string): boolean {
+  return LOOPBACK_HOSTNAMES.has(hostname);
+}

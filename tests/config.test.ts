@@ -482,6 +482,19 @@ describe("who may sign in (issue #18)", () => {
     );
   });
 
+  it("reads every comma-separated host list the same way: trimmed, lower-cased, blanks dropped", () => {
+    const config = load({
+      ALLOWED_HOSTS: " Alias.ACME.com , ,mcp.example.org:8443",
+      OAUTH_RELAY_HOSTS: " My-MCP-*-Acme.vercel.app ,,",
+      OAUTH_RELAY_SECRET: "r".repeat(43),
+    });
+    expect(config.oauth.allowedHosts).toEqual(["alias.acme.com", "mcp.example.org:8443"]);
+    expect(config.oauth.relayHosts).toEqual(["my-mcp-*-acme.vercel.app"]);
+    expect(configError({ ALLOWED_HOSTS: "ok.example, bad/host" }).problems).toEqual([
+      expect.stringMatching(/^ALLOWED_HOSTS: each entry must be a host name/),
+    ]);
+  });
+
   it("splits ALLOWED_USERS into addresses and domains, trimmed and lower-cased", () => {
     const { signIn } = load({
       ALLOW_ANY_USER: "",

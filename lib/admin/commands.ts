@@ -50,19 +50,36 @@ function table(headers: string[], rows: string[][]): string[] {
   return [line(headers), ...rows.map(line)];
 }
 
-async function grantLines(
-  context: AdminContext,
-  grants: GrantRecord[],
+/** A listing: JSON with --json, else a table, or `empty` when there is nothing to list. */
+function printListing<T>(
   invocation: Invocation,
-): Promise<void> {
-  const used = await readLastUsed(
-    context.store,
-    grants.map((g) => g.id),
-  );
-  if (invocation.json) {
-    invocation.print(
-      JSON.stringify(
-        grants.map((g) => ({
+  items: T[],
+  listing: { json: unknown; empty: string; headers: string[]; row: (item: T) => string[] },
+): void {
+  if (invocation.json) invocation.print(JSON.stringify(listing.json, null, 2));
+  else if (items.length === 0) invocation.print(listing.empty);
+  else for (const line of table(listing.headers, items.map(listing.row))) invocation.print(line);
+}
+
+/** `client-grants` and `grants`: the live grants one index lists (lib/oauth/grant-index.ts). */
+function grantListing(
+  usage: string,
+  summary: string,
+  what: string,
+  list: (store: AdminContext["store"], id: string) => Promise<GrantRecord[]>,
+): Command {
+  return {
+    usage,
+    summary,
+    changes: false,
+    async run(context, invocation) {
+      const grants = await list(context.store, needs(invocation, what));
+      const used = await readLastUsed(
+        context.store,
+        grants.map((g) => g.id),
+      );
+      printListing(invocation, grants, {
+        json: grants.map((g) => ({
           grantId: g.id,
           subject: g.sub,
           clientId: g.clientId,
@@ -72,30 +89,28 @@ async function grantLines(
           canRefresh: g.refresh !== undefined,
           lastUsed: used.get(g.id) ?? null,
         })),
-        null,
-        2,
-      ),
-    );
-    return;
-  }
-  if (grants.length === 0) {
-    invocation.print("No live grants.");
-    return;
-  }
-  for (const line of table(
-    ["GRANT ID", "SUBJECT", "CLIENT ID", "SCOPE", "AUTHORIZED", "LAST USED", "REFRESH"],
-    grants.map((g) => [
-      g.id,
-      g.sub,
-      g.clientId,
-      g.scope.join(" "),
-      when(g.createdAt * 1000),
-      when(used.get(g.id) ?? null),
-      g.refresh ? "yes" : "no",
-    ]),
-  )) {
-    invocation.print(line);
-  }
+        empty: "No live grants.",
+        headers: [
+          "GRANT ID",
+          "SUBJECT",
+          "CLIENT ID",
+          "SCOPE",
+          "AUTHORIZED",
+          "LAST USED",
+          "REFRESH",
+        ],
+        row: (g) => [
+          g.id,
+          g.sub,
+          g.clientId,
+          g.scope.join(" "),
+          when(g.createdAt * 1000),
+          when(used.get(g.id) ?? null),
+          g.refresh ? "yes" : "no",
+        ],
+      });
+    },
+  };
 }
 
 const needs = (invocation: Invocation, what: string): string => {
@@ -134,38 +149,27 @@ export const COMMANDS: Record<string, Command> = {
     changes: false,
     async run(context, invocation) {
       const rows = await listClients(context.store, context.config);
-      if (invocation.json) {
-        invocation.print(JSON.stringify(rows, null, 2));
-        return;
-      }
-      if (rows.length === 0) {
-        invocation.print("No clients.");
-        return;
-      }
-      for (const line of table(
-        ["CLIENT ID", "NAME", "KIND", "GRANTS", "LAST USED", "BLOCKED UNTIL"],
-        rows.map((r) => [
+      printListing(invocation, rows, {
+        json: rows,
+        empty: "No clients.",
+        headers: ["CLIENT ID", "NAME", "KIND", "GRANTS", "LAST USED", "BLOCKED UNTIL"],
+        row: (r) => [
           r.clientId,
           r.name ?? "-",
           r.kind,
           String(r.grants),
           when(r.lastUsed),
           r.blocked ? when(r.blocked.expiresAt * 1000) : "-",
-        ]),
-      )) {
-        invocation.print(line);
-      }
+        ],
+      });
     },
   },
-  "client-grants": {
-    usage: "client-grants <client-id> [--json]",
-    summary: "List the live grants of one client.",
-    changes: false,
-    async run(context, invocation) {
-      const clientId = needs(invocation, "<client-id>");
-      await grantLines(context, await listGrantsOfClient(context.store, clientId), invocation);
-    },
-  },
+  "client-grants": grantListing(
+    "client-grants <client-id> [--json]",
+    "List the live grants of one client.",
+    "<client-id>",
+    listGrantsOfClient,
+  ),
   "revoke-client": {
     usage: "revoke-client <client-id> [--keep-blocked] [--yes]",
     summary:
@@ -268,36 +272,25 @@ export const COMMANDS: Record<string, Command> = {
     changes: false,
     async run(context, invocation) {
       const blocks = await listBlockedClients(context.store);
-      if (invocation.json) {
-        invocation.print(JSON.stringify(blocks, null, 2));
-        return;
-      }
-      if (blocks.length === 0) {
-        invocation.print("No blocked clients.");
-        return;
-      }
-      for (const line of table(
-        ["CLIENT ID", "BLOCKED AT", "UNTIL", "BY"],
-        blocks.map((b) => [
+      printListing(invocation, blocks, {
+        json: blocks,
+        empty: "No blocked clients.",
+        headers: ["CLIENT ID", "BLOCKED AT", "UNTIL", "BY"],
+        row: (b) => [
           b.clientId,
           when(b.blockedAt * 1000),
           when(b.expiresAt * 1000),
           b.reason === "operator" ? "operator" : "revoke-client (in progress)",
-        ]),
-      )) {
-        invocation.print(line);
-      }
+        ],
+      });
     },
   },
-  grants: {
-    usage: "grants <subject> [--json]",
-    summary: "List a subject's live grants (the subject as the identity provider names the user).",
-    changes: false,
-    async run(context, invocation) {
-      const subject = needs(invocation, "<subject>");
-      await grantLines(context, await listGrantsOfSubject(context.store, subject), invocation);
-    },
-  },
+  grants: grantListing(
+    "grants <subject> [--json]",
+    "List a subject's live grants (the subject as the identity provider names the user).",
+    "<subject>",
+    listGrantsOfSubject,
+  ),
   "revoke-grants": {
     usage: "revoke-grants <subject> [--grant <grant-id>] [--yes]",
     summary: "Revoke a subject's grants: all of them, or the one --grant names.",

@@ -1,10 +1,10 @@
 import type { Config } from "../config.js";
 import { readForm } from "../http/body.js";
 import { log, shortId } from "../log.js";
+import { signInPageError, signInPagesLimited } from "../oauth/authorize.js";
 import { isClientIdUrl } from "../oauth/cimd.js";
 import { type ClientRecord, getClient } from "../oauth/clients.js";
 import type { OAuthDeps } from "../oauth/deps.js";
-import { OAuthError } from "../oauth/errors.js";
 import { listGrantsOfSubject } from "../oauth/grant-index.js";
 import { readLastUsed } from "../oauth/grant-usage.js";
 import { type GrantRecord, revokeGrant } from "../oauth/grants.js";
@@ -44,15 +44,8 @@ export async function handleConnections(
   }
   try {
     // The sign-in pages' allowance: each GET without a session writes a pending login.
-    const denied = await deps.rateLimiter.check("authorize", request);
-    if (denied) {
-      return errorPage(
-        429,
-        "Too many requests",
-        `Too many requests from your network; try again in ${denied.retryAfterSeconds} seconds.`,
-        { "Retry-After": String(denied.retryAfterSeconds) },
-      );
-    }
+    const denied = await signInPagesLimited(request, deps);
+    if (denied) return denied;
     const signed = readSession(request, urls.origin, deps.secrets);
     const session = signed && !(await isSessionEnded(deps.store, signed)) ? signed : null;
     if (request.method === "POST")
@@ -61,16 +54,7 @@ export async function handleConnections(
     const revoked = new URL(request.url).searchParams.get("revoked") === "1";
     return await showConnections(request, session, urls, config, deps, revoked);
   } catch (error) {
-    if (error instanceof StoreUnavailableError) {
-      return errorPage(
-        503,
-        "Temporarily unavailable",
-        "The server cannot reach its storage; try again shortly.",
-      );
-    }
-    if (error instanceof OAuthError)
-      return errorPage(error.status, "Invalid request", error.description);
-    throw error;
+    return signInPageError(error);
   }
 }
 

@@ -60,7 +60,7 @@ export function listFunctions(projectDir: string): Map<string, string> {
  * `public/`. Never the project's root, which the "Other" preset would serve without either.
  * Listed once, so a request path is only ever looked up, never joined onto the disk.
  */
-export function listStaticFiles(projectDir: string, outputDirectory = "public") {
+function listStaticFiles(projectDir: string, outputDirectory = "public") {
   const root = join(projectDir, outputDirectory);
   const files = new Map<string, string>();
   if (!existsSync(root)) return files;

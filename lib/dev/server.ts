@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { extname } from "node:path";
 import { pathToFileURL } from "node:url";
 import { log } from "../log.js";
-import { parseUrl } from "../url.js";
+import { isLoopbackHostname, parseUrl } from "../url.js";
 import { createRouter } from "./routes.js";
 
 /**
@@ -23,9 +23,6 @@ export interface DevServer {
 type Fetch = (request: Request) => Response | Promise<Response>;
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
-
-/** Loopback names only: anything else in `Host` is a DNS-rebinding attempt on a local server. */
-const LOOPBACK_HOSTNAMES = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 export async function startDevServer(options: {
   projectDir: string;
@@ -62,7 +59,8 @@ export async function startDevServer(options: {
     const host = req.headers.host ?? "";
     const hostname = host.replace(/:\d+$/, "");
     const hostPort = /:(\d+)$/.exec(host)?.[1] ?? "80";
-    if (!LOOPBACK_HOSTNAMES.has(hostname) || hostPort !== String(listeningPort)) {
+    // Loopback names only: anything else in `Host` is a DNS-rebinding attempt on a local server.
+    if (!isLoopbackHostname(hostname) || hostPort !== String(listeningPort)) {
       res.writeHead(403, { "content-type": "text/plain" });
       res.end(
         `Host not allowed: the local runner answers only to localhost:${listeningPort} and 127.0.0.1:${listeningPort}\n`,

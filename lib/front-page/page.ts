@@ -1,8 +1,9 @@
 import type { Config } from "../config.js";
-import { serverInfo } from "../mcp/server.js";
+import { serverInfo } from "../mcp/server-info.js";
 import { misdirected, type PublicUrls, resolvePublicUrls } from "../oauth/origin.js";
 import { errorPage, escapeHtml, htmlResponse, layout } from "../oauth/pages.js";
 import { getStore } from "../store/index.js";
+import { isLoopbackHostname } from "../url.js";
 import { connectionSnippets } from "./snippets.js";
 import { createStoreProbe, type StoreStatus } from "./store-probe.js";
 
@@ -48,7 +49,7 @@ export async function handleFrontPage(
 
 function renderFrontPage(urls: PublicUrls, config: Config, store: StoreStatus): string {
   const host = new URL(urls.origin).hostname;
-  const local = ["localhost", "127.0.0.1", "[::1]"].includes(host);
+  const local = isLoopbackHostname(host);
   // Claude's connectors reach the server from Anthropic's cloud, which can neither resolve a
   // loopback address nor pass Vercel's login in front of a protected preview.
   const cloudWarning = local

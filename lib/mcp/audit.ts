@@ -5,7 +5,6 @@ import { log, shortId } from "../log.js";
 import { deploymentSecrets } from "../oauth/deployment-secrets.js";
 import { grantUsage } from "../oauth/grant-usage.js";
 import type { Store } from "../store/types.js";
-import { endingWith } from "../telemetry/response-end.js";
 import { type ToolSpan, tracing } from "../telemetry/tracing.js";
 import { callerOf } from "./auth.js";
 
@@ -25,12 +24,12 @@ import { callerOf } from "./auth.js";
  * - `ms`, from the parsed request to the end of the answer (of its stream for an SSE answer).
  *
  * The line is written when the client has the whole answer, so a call's outcome is known; a
- * request's data lives in an AsyncLocalStorage entered per request ({@link withToolCallAudit}),
- * never in a server or closure, so servers may be shared between requests.
+ * call's record lives in an AsyncLocalStorage entered for that call only ({@link
+ * observeMcpRequest}), never in a server or closure, so servers may be shared between requests.
  */
 
-export type AuditDecision = "allowed" | "step_up_required" | "refused";
-export type AuditOutcome = "ok" | "tool_error" | "aborted" | "not_run";
+type AuditDecision = "allowed" | "step_up_required" | "refused";
+type AuditOutcome = "ok" | "tool_error" | "aborted" | "not_run";
 
 interface ToolCallAudit {
   readonly tool: string;
@@ -42,11 +41,7 @@ interface ToolCallAudit {
   logged: boolean;
 }
 
-interface Exchange {
-  toolCall?: ToolCallAudit;
-}
-
-const exchanges = new AsyncLocalStorage<Exchange>();
+const calls = new AsyncLocalStorage<ToolCallAudit>();
 
 /** Every tool name registered through lib/mcp/registrar.ts, to tell an unknown tool apart. */
 const registeredTools = new Set<string>();
@@ -55,56 +50,43 @@ export function noteRegisteredTool(name: string): void {
   registeredTools.add(name);
 }
 
-/**
- * Hook of lib/mcp/handler.ts around serving one authenticated POST: opens the request's audit
- * scope, and writes the audit line of its `tools/call` (if {@link observeMcpRequest} found one)
- * once the answer is complete.
- */
-export async function withToolCallAudit(serve: () => Promise<Response>): Promise<Response> {
-  const exchange: Exchange = {};
-  let response: Response;
-  try {
-    response = await exchanges.run(exchange, serve);
-  } catch (error) {
-    if (exchange.toolCall) logToolCall(exchange.toolCall);
-    throw error;
-  }
-  const call = exchange.toolCall;
-  // The answer may end (an SSE stream read to its end) in the reader's async context, outside
-  // the request's: bound here, the line keeps its request id (lib/log.ts).
-  return call
-    ? endingWith(
-        response,
-        AsyncLocalStorage.bind(() => logToolCall(call)),
-      )
-    : response;
+/** The audit of one `tools/call`, as lib/mcp/handler.ts drives it. */
+export interface AuditedToolCall {
+  /** Runs the exchange as this call: the registrar's hooks below find it. */
+  run<T>(serve: () => T): T;
+  /**
+   * Writes the call's line (once): when the client has the whole answer, which the deadline's
+   * end-of-exchange hook says (lib/mcp/deadline.ts `atEnd`, also on a deadline or a failure).
+   * Bound to the request's async context: an SSE stream ends in its reader's context, and the
+   * line must keep the request id (lib/log.ts).
+   */
+  end: () => void;
 }
 
 /**
  * Hook of lib/mcp/handler.ts once the body is parsed: notes the grant's use (lib/oauth/
  * grant-usage.ts, at most one background write a minute) and, for a `tools/call`, starts its
- * audit record and span.
+ * audit record and span. `meta` and `id` are the message's `params._meta` and JSON-RPC id.
  */
 export function observeMcpRequest(
   message: unknown,
-  authInfo: AuthInfo | undefined,
+  request: {
+    authInfo: AuthInfo | undefined;
+    meta: Record<string, unknown> | undefined;
+    id: string | number | null;
+    era: "legacy" | "modern";
+  },
   config: Config,
-  era: "legacy" | "modern",
-): void {
+): AuditedToolCall | null {
+  const { authInfo, meta, id, era } = request;
   const caller = callerOf(authInfo);
   if (caller?.grantId) grantUsage.record(instanceStore, config, caller.grantId);
-  const exchange = exchanges.getStore();
-  if (!exchange || exchange.toolCall || !isToolCall(message)) return;
+  if (!isToolCall(message)) return null;
   const params = (message.params ?? {}) as Record<string, unknown>;
   const tool = typeof params.name === "string" ? params.name.slice(0, 128) : "";
   const hash = argumentsHash(params.arguments, config);
   const grant = caller?.grantId ? shortId(caller.grantId) : undefined;
-  const meta =
-    typeof params._meta === "object" && params._meta !== null
-      ? (params._meta as Record<string, unknown>)
-      : undefined;
-  const id = (message as { id?: unknown }).id;
-  exchange.toolCall = {
+  const call: ToolCallAudit = {
     tool,
     startedMs: performance.now(),
     logged: false,
@@ -119,18 +101,22 @@ export function observeMcpRequest(
     span:
       tracing()?.startToolSpan({
         meta,
-        jsonRpcId: typeof id === "string" || typeof id === "number" ? id : null,
+        jsonRpcId: id,
         era,
         clientId: authInfo?.clientId,
         grant,
         argumentsHash: hash,
       }) ?? null,
   };
+  return {
+    run: (serve) => calls.run(call, serve),
+    end: AsyncLocalStorage.bind(() => logToolCall(call)),
+  };
 }
 
 /** Hook of the registrar's scope challenge: the call of `tool` was answered 403 insufficient_scope. */
 export function noteStepUpRequired(tool: string): void {
-  const call = exchanges.getStore()?.toolCall;
+  const call = calls.getStore();
   if (call && call.tool === tool && call.decision === undefined) call.decision = "step_up_required";
 }
 
@@ -143,7 +129,7 @@ export async function runAuditedTool<T>(
   signal: AbortSignal | undefined,
   handler: () => T | Promise<T>,
 ): Promise<T> {
-  const call = exchanges.getStore()?.toolCall;
+  const call = calls.getStore();
   // A tool run outside an audited request (a test driving a server directly) or a second run
   // in one request (none today): nothing to record.
   if (!call || call.tool !== tool || call.decision !== undefined) return handler();
@@ -212,7 +198,10 @@ function logToolCall(call: ToolCallAudit): void {
   call.span?.end({ tool: known ? call.tool : undefined, decision, outcome, reason });
 }
 
-function isToolCall(message: unknown): message is { method: "tools/call"; params?: unknown } {
+/** Whether `message` is a `tools/call` request (its shape checked by the SDK later). */
+export function isToolCall(
+  message: unknown,
+): message is { method: "tools/call"; params?: unknown } {
   return (
     typeof message === "object" &&
     message !== null &&

@@ -190,7 +190,7 @@ async function authenticate(
   }
   const scopes = token.scope.split(" ").filter(Boolean);
   // Every tool needs at least the first-login scopes (or a scope that implies them); a tool
-  // that needs more is refused by its own scope challenge (lib/mcp/tool-scopes.ts).
+  // that needs more is refused by its own scope challenge (lib/mcp/registrar.ts).
   if (!coversScopes(scopes, FIRST_LOGIN_SCOPES)) {
     const description = `This needs the ${FIRST_LOGIN_SCOPES.join(" ")} scope`;
     return {

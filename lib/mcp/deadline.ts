@@ -73,6 +73,9 @@ export async function withDeadline(options: DeadlineOptions): Promise<Response> 
   }
   if (response === null) {
     expired();
+    // The exchange is over for the client: its end hooks run now (the audit line, lib/mcp/
+    // audit.ts), and the client's signal is let go.
+    settle();
     return Response.json(timedOutMessage(requestId, deadlineMs));
   }
   const sse = response.headers.get("content-type")?.startsWith("text/event-stream");

@@ -14,7 +14,7 @@ import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
 import { adoptTraceparent, log } from "../log.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
-import { observeMcpRequest, withToolCallAudit } from "./audit.js";
+import { isToolCall, observeMcpRequest } from "./audit.js";
 import { authenticateMcpRequest } from "./auth.js";
 import { withDeadline } from "./deadline.js";
 import { toolRegistrar } from "./registrar.js";
@@ -220,9 +220,7 @@ export function createMcpHandler(
     } else {
       const auth = await options.authenticate(request, config);
       if (auth.ok) {
-        response = await withToolCallAudit(() =>
-          serve(request, config, leg, auth.authInfo, deadlineMs),
-        );
+        response = await serve(request, config, leg, auth.authInfo, deadlineMs);
       } else if (options.limitFailedAuth) {
         response = await limitFailedAuth(request, config, auth.response);
       } else response = auth.response;
@@ -238,10 +236,12 @@ export function createMcpHandler(
 
 /**
  * A person's browser opening `/mcp`: the same 405, as a page pointing at the front page
- * (issue #18). Loaded only for a GET, which no MCP client of ours sends, so the pages module
- * stays out of the common request's imports.
+ * (issue #18). Loaded only for a GET whose Accept names HTML: an MCP client's GET (the 1.x SDK
+ * and mcp-remote open an SSE stream with one) asks for `text/event-stream` and never loads the
+ * pages module.
  */
 async function browserPointer(request: Request, config: Config): Promise<Response | null> {
+  if (!request.headers.get("accept")?.toLowerCase().includes("text/html")) return null;
   const { mcpBrowserPointer, prefersHtml } = await import("../front-page/mcp-pointer.js");
   if (!prefersHtml(request.headers.get("accept"))) return null;
   const urls = resolvePublicUrls(request, config);
@@ -303,7 +303,8 @@ async function serve(
   const body = await readJsonRpcBody(request, config.mcp.maxBodyBytes);
   if (body.kind === "error") return body.response;
   const parsedBody = body.kind === "parsed" ? body.message : undefined;
-  const traceparent = metaOf(parsedBody)?.[TRACEPARENT_META_KEY];
+  const meta = metaOf(parsedBody);
+  const traceparent = meta?.[TRACEPARENT_META_KEY];
   if (typeof traceparent === "string") adoptTraceparent(traceparent);
   // A body we did not read (not JSON) is legacy by definition: the legacy transport answers
   // 415 or 406 exactly as it always has.
@@ -311,18 +312,25 @@ async function serve(
     parsedBody === undefined ||
     plainlyLegacy(request, parsedBody) ||
     (!plainlyModern(parsedBody) && (await isLegacyRequest(request, parsedBody)));
-  observeMcpRequest(parsedBody, authInfo, config, legacy ? "legacy" : "modern");
-  return withDeadline({
-    request,
-    deadlineMs,
-    requestId: idOf(parsedBody),
-    era: legacy ? "legacy" : "modern",
-    run: (signal, atEnd) => {
-      const extra = { authInfo, parsedBody, signal, atEnd };
-      // The body is already parsed: the SDK gets it as `parsedBody`.
-      return legacy ? leg.legacy(request, extra) : leg.modern(request, extra);
-    },
-  });
+  const era = legacy ? "legacy" : "modern";
+  const id = idOf(parsedBody);
+  const toolCall = observeMcpRequest(parsedBody, { authInfo, meta, id, era }, config);
+  const exchange = () =>
+    withDeadline({
+      request,
+      deadlineMs,
+      requestId: id,
+      era,
+      run: (signal, atEnd) => {
+        // The audit line is written when the exchange is over, by the deadline's own
+        // end-of-exchange hook: no second pass-through of an SSE answer.
+        if (toolCall) atEnd(toolCall.end);
+        const extra = { authInfo, parsedBody, signal, atEnd };
+        // The body is already parsed: the SDK gets it as `parsedBody`.
+        return legacy ? leg.legacy(request, extra) : leg.modern(request, extra);
+      },
+    });
+  return toolCall ? toolCall.run(exchange) : exchange();
 }
 
 /**
@@ -468,14 +476,6 @@ function plainlyModern(message: unknown): boolean {
   if (typeof params !== "object" || params === null || Array.isArray(params)) return false;
   const meta = metaOf(message);
   return meta !== undefined && !Array.isArray(meta) && PROTOCOL_VERSION_META_KEY in meta;
-}
-
-function isToolCall(message: unknown): boolean {
-  return (
-    typeof message === "object" &&
-    message !== null &&
-    (message as { method?: unknown }).method === "tools/call"
-  );
 }
 
 function metaOf(message: unknown): Record<string, unknown> | undefined {

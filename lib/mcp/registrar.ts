@@ -1,5 +1,5 @@
 import type { McpServer, ScopeChallengeHandler } from "@modelcontextprotocol/server";
-import { DEFAULT_TOOL_SCOPES, expandScopes, isCatalogueScope } from "../scopes.js";
+import { coversScopes, DEFAULT_TOOL_SCOPES, isCatalogueScope } from "../scopes.js";
 import { noteRegisteredTool, noteStepUpRequired, runAuditedTool } from "./audit.js";
 import { withCachedJsonSchema } from "./schema-cache.js";
 
@@ -22,18 +22,15 @@ const NOT_IN_CHALLENGES = new Set(["offline_access"]);
  * already holds, so a client that asks again for exactly that set loses nothing (MCP
  * 2026-07-28 basic/authorization, "Step-Up Authorization"; RFC 6750 §3.1).
  */
-export function scopeChallengeFor(tool: string, needed: readonly string[]): ScopeChallengeHandler {
+function scopeChallengeFor(tool: string, needed: readonly string[]): ScopeChallengeHandler {
   return ({ authInfo }) => {
     // No token here means no authentication gate in front (the conformance fixture): nothing
     // to step up from.
     if (authInfo === undefined) return undefined;
-    const held = expandScopes(authInfo.scopes);
-    if (needed.every((scope) => held.has(scope))) return undefined;
+    if (coversScopes(authInfo.scopes, needed)) return undefined;
     const scopes = [...new Set([...authInfo.scopes, ...needed])].filter(
       (scope) => !NOT_IN_CHALLENGES.has(scope),
     );
-    // The one place a call is refused for its scopes: its audit line says so (lib/mcp/audit.ts).
-    noteStepUpRequired(tool);
     return {
       scopes: scopes as [string, ...string[]],
       errorDescription: `The ${tool} tool needs the ${needed.join(" ")} scope`,
@@ -71,7 +68,11 @@ export function toolRegistrar(server: McpServer): McpServer {
               ...config,
               inputSchema: withCachedJsonSchema(config.inputSchema),
               outputSchema: withCachedJsonSchema(config.outputSchema),
-              scopeChallenge: config.scopeChallenge ?? scopeChallengeFor(name, scopes),
+              scopeChallenge: auditedChallenge(
+                name,
+                (config.scopeChallenge as ScopeChallengeHandler | undefined) ??
+                  scopeChallengeFor(name, scopes),
+              ),
             },
             audited(name, handler as ToolHandler),
           );
@@ -84,6 +85,19 @@ export function toolRegistrar(server: McpServer): McpServer {
 }
 
 type ToolHandler = (...args: unknown[]) => unknown;
+
+/**
+ * The tool's scope challenge, ours or one the definition brings: whenever it answers (the SDK
+ * then sends HTTP 403 insufficient_scope and the tool does not run), the call's audit line says
+ * `step_up_required` (lib/mcp/audit.ts).
+ */
+function auditedChallenge(tool: string, challenge: ScopeChallengeHandler): ScopeChallengeHandler {
+  return async (context) => {
+    const answer = await challenge(context);
+    if (answer) noteStepUpRequired(tool);
+    return answer;
+  };
+}
 
 /**
  * The handler as the SDK calls it, `(args, ctx)` (or `(ctx)` for a tool without input schema):

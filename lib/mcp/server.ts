@@ -2,7 +2,8 @@ import type { McpServer } from "@modelcontextprotocol/server";
 import { exampleTools } from "./tools/index.js";
 
 /**
- * The MCP server this deployment serves: edit this file to make it yours.
+ * The MCP server this deployment serves: edit this file (and its name in ./server-info.ts) to
+ * make it yours.
  *
  * To add a tool, write `lib/mcp/tools/<name>.ts` exporting a function that calls
  * `server.registerTool(...)` (a `z.object` input schema, annotations, and `scopes`: what a
@@ -15,11 +16,7 @@ import { exampleTools } from "./tools/index.js";
  * `ctx`, must not keep state in memory between calls (put anything that must last in the store),
  * and cannot change its registration while serving (it is frozen).
  */
-export const serverInfo = {
-  name: "vercel-mcp-oauth",
-  title: "MCP on Vercel",
-  version: "0.1.0",
-};
+export { serverInfo } from "./server-info.js";
 
 export const instructions =
   "Tools: whoami (the signed-in user), upstream_userinfo (the user's profile at the identity " +

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Config } from "../config.js";
+import type { ConnectionsLogin } from "../connections/login.js";
 import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
 import { readForm, singleValued } from "../http/body.js";
 import { log } from "../log.js";
@@ -48,10 +49,13 @@ export interface AuthorizationRequest {
 }
 
 /**
- * What `/callback` needs to finish a login, under `login:<sha256(state)>`, AES-GCM-encrypted
- * with the key as associated data: it holds our upstream PKCE verifier and nonce.
+ * What `/callback` needs to finish any login of ours at the provider, under
+ * `login:<sha256(state)>`, AES-GCM-encrypted with the key as associated data: it holds our
+ * upstream PKCE verifier and nonce. Written only by {@link redirectUpstream}.
  */
-export interface PendingLogin extends Omit<AuthorizationRequest, "exp"> {
+export interface UpstreamLogin {
+  /** The origin that started the login: the only one that may finish it. */
+  origin: string;
   upstreamCodeVerifier: string;
   nonce: string;
   /** The redirect URI we sent upstream: ours, or the stable one of the preview relay. */
@@ -60,7 +64,10 @@ export interface PendingLogin extends Omit<AuthorizationRequest, "exp"> {
   browserBinding: string;
 }
 
-export const PENDING_LOGIN_TTL_SECONDS = 600;
+/** An MCP client's login: the consented authorization request it finishes. */
+export interface PendingLogin extends Omit<AuthorizationRequest, "exp">, UpstreamLogin {}
+
+const PENDING_LOGIN_TTL_SECONDS = 600;
 const CONSENT_FORM_TTL_SECONDS = 600;
 export const pendingLoginKey = (state: string) => `login:${sha256(state)}`;
 
@@ -126,15 +133,8 @@ export async function handleAuthorize(
   if (!urls) return misdirected();
   try {
     if (["GET", "HEAD", "POST"].includes(request.method)) {
-      const denied = await deps.rateLimiter.check("authorize", request);
-      if (denied) {
-        return errorPage(
-          429,
-          "Too many requests",
-          `Too many sign-in attempts from your network; try again in ${denied.retryAfterSeconds} seconds.`,
-          { "Retry-After": String(denied.retryAfterSeconds) },
-        );
-      }
+      const denied = await signInPagesLimited(request, deps);
+      if (denied) return denied;
     }
     if (request.method === "GET" || request.method === "HEAD") {
       return await authorizeGet(request, urls, config, deps);
@@ -142,26 +142,49 @@ export async function handleAuthorize(
     if (request.method === "POST") return await consentPost(request, urls, config, deps);
     return errorPage(405, "Method not allowed", "Use GET to start an authorization.");
   } catch (error) {
-    if (error instanceof StoreUnavailableError) {
-      return errorPage(
-        503,
-        "Temporarily unavailable",
-        "The server cannot reach its storage; try again shortly.",
-      );
-    }
-    if (error instanceof CimdFetchLimitedError) {
-      return errorPage(
-        429,
-        "Too many requests",
-        `This network asked for too many application metadata documents; try again in ${error.retryAfterSeconds} seconds.`,
-        { "Retry-After": String(error.retryAfterSeconds) },
-      );
-    }
-    if (error instanceof OAuthError) {
-      return errorPage(error.status, "Invalid request", error.description);
-    }
-    throw error;
+    return signInPageError(error);
   }
+}
+
+/**
+ * The sign-in pages' allowance (`/authorize`, `/connections`: a GET may write a pending login):
+ * null while the network is within it, else the 429 page with `Retry-After` (RFC 6585 §4).
+ */
+export async function signInPagesLimited(
+  request: Request,
+  deps: Pick<OAuthDeps, "rateLimiter">,
+): Promise<Response | null> {
+  const denied = await deps.rateLimiter.check("authorize", request);
+  if (!denied) return null;
+  return errorPage(
+    429,
+    "Too many requests",
+    `Too many sign-in attempts from your network; try again in ${denied.retryAfterSeconds} seconds.`,
+    { "Retry-After": String(denied.retryAfterSeconds) },
+  );
+}
+
+/** The page for a failure any sign-in page may meet (an outage, a limit, bad input); else rethrown. */
+export function signInPageError(error: unknown): Response {
+  if (error instanceof StoreUnavailableError) {
+    return errorPage(
+      503,
+      "Temporarily unavailable",
+      "The server cannot reach its storage; try again shortly.",
+    );
+  }
+  if (error instanceof CimdFetchLimitedError) {
+    return errorPage(
+      429,
+      "Too many requests",
+      `This network asked for too many application metadata documents; try again in ${error.retryAfterSeconds} seconds.`,
+      { "Retry-After": String(error.retryAfterSeconds) },
+    );
+  }
+  if (error instanceof OAuthError) {
+    return errorPage(error.status, "Invalid request", error.description);
+  }
+  throw error;
 }
 
 async function authorizeGet(
@@ -485,7 +508,8 @@ async function consentPost(request: Request, urls: PublicUrls, config: Config, d
 
 /**
  * After consent (never before: the confused-deputy rule), store the pending login and send the
- * browser upstream with our own client id, our own PKCE and a fresh random `state`.
+ * browser upstream; a provider or store outage goes back to the client as RFC 6749 §4.1.2.1's
+ * `temporarily_unavailable`.
  */
 async function startUpstreamLogin(
   authRequest: AuthorizationRequest,
@@ -494,33 +518,9 @@ async function startUpstreamLogin(
   deps: OAuthDeps,
   cookies: string[],
 ): Promise<Response> {
-  const state = createUpstreamState(deps.secrets, urls.origin);
-  const upstreamCodeVerifier = randomToken(32);
-  const nonce = randomToken(16);
-  const upstreamRedirectUri = config.oauth.callbackUrl ?? urls.callback;
-  const binding = createBrowserBinding(urls.origin, state);
   const { exp: _, ...rest } = authRequest;
-  const pending: PendingLogin = {
-    ...rest,
-    upstreamCodeVerifier,
-    nonce,
-    upstreamRedirectUri,
-    browserBinding: binding.hash,
-  };
-  let location: string;
   try {
-    location = await deps.upstream.authorizationUrl({
-      redirectUri: upstreamRedirectUri,
-      state,
-      codeChallenge: createHash("sha256").update(upstreamCodeVerifier).digest("base64url"),
-      nonce,
-    });
-    const key = pendingLoginKey(state);
-    await deps.store.put(
-      key,
-      deps.secrets.encrypt(JSON.stringify(pending), key),
-      PENDING_LOGIN_TTL_SECONDS,
-    );
+    return await redirectUpstream(rest, urls, config, deps, cookies);
   } catch (error) {
     if (error instanceof UpstreamError || error instanceof StoreUnavailableError) {
       return errorToClient(authRequest, urls, deps, {
@@ -530,19 +530,64 @@ async function startUpstreamLogin(
     }
     throw error;
   }
+}
+
+/**
+ * Every login of ours at the provider starts here, whatever it is for (an MCP client's, or the
+ * `/connections` page's own, lib/connections/login.ts): our own client id, our own PKCE and
+ * nonce, a fresh signed `state` naming this origin (the preview relay, lib/oauth/relay.ts), and
+ * the browser-binding cookie (browser-binding.ts), so only this browser at this origin can finish
+ * it. `purpose` is stored with them and tells `/callback` what the login was for. A provider
+ * (UpstreamError) or store outage is thrown for the caller to answer in its own terms.
+ */
+export async function redirectUpstream<T extends object>(
+  purpose: T,
+  urls: PublicUrls,
+  config: Config,
+  deps: OAuthDeps,
+  cookies: string[] = [],
+): Promise<Response> {
+  const state = createUpstreamState(deps.secrets, urls.origin);
+  const upstreamCodeVerifier = randomToken(32);
+  const nonce = randomToken(16);
+  const upstreamRedirectUri = config.oauth.callbackUrl ?? urls.callback;
+  const binding = createBrowserBinding(urls.origin, state);
+  const pending: T & UpstreamLogin = {
+    ...purpose,
+    origin: urls.origin,
+    upstreamCodeVerifier,
+    nonce,
+    upstreamRedirectUri,
+    browserBinding: binding.hash,
+  };
+  const location = await deps.upstream.authorizationUrl({
+    redirectUri: upstreamRedirectUri,
+    state,
+    codeChallenge: createHash("sha256").update(upstreamCodeVerifier).digest("base64url"),
+    nonce,
+  });
+  const key = pendingLoginKey(state);
+  await deps.store.put(
+    key,
+    deps.secrets.encrypt(JSON.stringify(pending), key),
+    PENDING_LOGIN_TTL_SECONDS,
+  );
   const headers = new Headers({ Location: location, "Cache-Control": "no-store" });
   for (const cookie of [...cookies, binding.setCookie]) headers.append("Set-Cookie", cookie);
   return new Response(null, { status: 303, headers });
 }
 
-/** The pending login of `state`, or null when it is unknown, expired, used or unreadable. */
+/**
+ * The pending login of `state`, or null when it is unknown, expired, used or unreadable: an MCP
+ * client's, or the `/connections` page's own (told apart by `isConnectionsLogin`).
+ */
 export function openPendingLogin(
   deps: Pick<OAuthDeps, "secrets">,
   state: string,
   sealed: string,
-): PendingLogin | null {
+): PendingLogin | ConnectionsLogin | null {
   const plain = deps.secrets.decrypt(sealed, pendingLoginKey(state));
-  return plain ? (JSON.parse(plain) as PendingLogin) : null;
+  return plain ? (JSON.parse(plain) as PendingLogin | ConnectionsLogin) : null;
 }
 
 /**

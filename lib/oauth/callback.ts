@@ -4,8 +4,16 @@ import { sha256 } from "../crypto/random.js";
 import { singleValued } from "../http/body.js";
 import { log, shortId } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
-import { UpstreamError, type UpstreamTokens } from "../upstream/types.js";
-import { errorToClient, openPendingLogin, pendingLoginKey, redirectToClient } from "./authorize.js";
+import { UpstreamError, type UpstreamIdentity, type UpstreamTokens } from "../upstream/types.js";
+import { isLoopbackHostname } from "../url.js";
+import {
+  errorToClient,
+  openPendingLogin,
+  type PendingLogin,
+  pendingLoginKey,
+  redirectToClient,
+  type UpstreamLogin,
+} from "./authorize.js";
 import { bindingMatches, clearBrowserBinding, presentedBinding } from "./browser-binding.js";
 import { markMetadataClientAuthorized } from "./cimd.js";
 import type { OAuthDeps } from "./deps.js";
@@ -137,31 +145,60 @@ async function finishLogin(
       "This sign-in link is unknown, expired or was already used. Start again from your application.",
     );
   }
-  // A /connections sign-in (lib/connections/login.ts) has the same binding and origin, no client.
-  const forConnections = isConnectionsLogin(pending);
+  const forLog = {
+    client: isConnectionsLogin(pending) ? "/connections" : shortId(pending.clientId),
+    login: shortId(sha256(state)),
+  };
   if (!bindingMatches(presented, pending.browserBinding)) {
     log.warn("callback.binding_refused", {
       reason: "binding cookie mismatch",
-      login: shortId(sha256(state)),
-      client: forConnections ? "/connections" : shortId(pending.clientId),
+      ...forLog,
     });
     return notThisBrowser();
   }
   if (pending.origin !== urls.origin) {
     return errorPage(400, "Invalid sign-in response", "The sign-in started on another address.");
   }
-  if (forConnections) return finishConnectionsLogin(params, pending, urls, config, deps);
-  const back = (error: string, description: string) =>
-    errorToClient(pending, urls, deps, { error, error_description: description });
+  const admission = await admit(params, pending, config, deps, forLog);
+  // What the login was for decides what follows: the page's session, or the client's code.
+  if (isConnectionsLogin(pending)) {
+    return finishConnectionsLogin(admission, urls, deps, forLog.login);
+  }
+  return finishClientLogin(admission, pending, urls, config, deps);
+}
 
+/**
+ * Who the provider's answer admits, the same for every kind of login: the upstream code
+ * redeemed with our verifier and nonce, the verified id_token's subject, then the refusals that
+ * hold for any sign-in here. A refusal is an OAuth error (RFC 6749 §4.1.2.1) for the caller to
+ * present, or the sign-in policy's page. The provider's tokens are revoked when a refusal or a
+ * failure comes after they were obtained: nothing will refer to them.
+ */
+export type Admission =
+  | { admitted: true; identity: UpstreamIdentity; tokens: UpstreamTokens }
+  | { admitted: false; error: RefusalError; description: string }
+  | { admitted: false; page: Response };
+
+type RefusalError = "access_denied" | "server_error" | "temporarily_unavailable";
+
+async function admit(
+  params: Record<string, string>,
+  pending: UpstreamLogin,
+  config: Config,
+  deps: OAuthDeps,
+  forLog: { client: string; login: string },
+): Promise<Admission> {
+  const refuse = (error: RefusalError, description: string): Admission => ({
+    admitted: false,
+    error,
+    description,
+  });
   if (params.error !== undefined) {
     return USER_ERRORS.has(params.error)
-      ? back("access_denied", "The sign-in at the identity provider was not completed")
-      : back("server_error", "The identity provider refused the sign-in");
+      ? refuse("access_denied", "The sign-in at the identity provider was not completed")
+      : refuse("server_error", "The identity provider refused the sign-in");
   }
-  if (!params.code) return back("server_error", "The identity provider returned no code");
-
-  // The provider's tokens once we hold them: if they cannot be kept, they are given back.
+  if (!params.code) return refuse("server_error", "The identity provider returned no code");
   let obtained: UpstreamTokens | undefined;
   try {
     const { identity, tokens } = await deps.upstream.exchangeCode({
@@ -174,8 +211,11 @@ async function finishLogin(
     obtained = tokens;
     if (identity.subject.startsWith(CLIENT_SUBJECT_PREFIX)) {
       // RFC 9700 §4.15: such a subject would pass for a client's own (client_credentials) token.
-      log.warn("callback.subject_refused", { reason: "user subject with the client prefix" });
-      return back(
+      log.warn("callback.subject_refused", {
+        reason: "user subject with the client prefix",
+        ...forLog,
+      });
+      return refuse(
         "server_error",
         "The identity provider named a subject this server cannot accept",
       );
@@ -189,12 +229,41 @@ async function finishLogin(
         subject: shortId(identity.subject),
         // An address is personal data: its domain says enough to tell a typo from a stranger.
         emailDomain: identity.email ? emailDomain(identity.email) : null,
-        client: shortId(pending.clientId),
-        login: shortId(sha256(state)),
+        ...forLog,
       });
       await revokeQuietly(deps, tokens);
-      return notAllowedPage(identity.email ?? identity.name);
+      return { admitted: false, page: notAllowedPage(identity.email ?? identity.name) };
     }
+    return { admitted: true, identity, tokens };
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) throw error;
+    log.warn("callback.upstream_failed", { kind: error.kind, detail: error.message });
+    // A failure after the code exchange (reading organization memberships): nothing will
+    // refer to the provider's tokens, so they are ended as on a store outage.
+    if (obtained) await revokeQuietly(deps, obtained);
+    return error.kind === "unavailable"
+      ? refuse("temporarily_unavailable", "The identity provider cannot be reached; try again")
+      : refuse("server_error", "The sign-in at the identity provider could not be verified");
+  }
+}
+
+/** An MCP client's login, admitted or not: OUR authorization code, or the error, to the client. */
+async function finishClientLogin(
+  admission: Admission,
+  pending: PendingLogin,
+  urls: PublicUrls,
+  config: Config,
+  deps: OAuthDeps,
+): Promise<Response> {
+  if (!admission.admitted) {
+    if ("page" in admission) return admission.page;
+    return errorToClient(pending, urls, deps, {
+      error: admission.error,
+      error_description: admission.description,
+    });
+  }
+  const { identity, tokens } = admission;
+  try {
     // Before the code exists: /token and /revoke fetch a metadata document only for a client
     // that signed in here (lib/oauth/cimd.ts); a marker without a grant permits one fetch.
     await markMetadataClientAuthorized(deps.store, pending.clientId, config.oauth.refreshTokenTtl);
@@ -210,22 +279,14 @@ async function finishLogin(
     });
     return redirectToClient(pending.redirectUri, urls, { code, state: pending.state });
   } catch (error) {
-    if (error instanceof UpstreamError) {
-      log.warn("callback.upstream_failed", { kind: error.kind, detail: error.message });
-      // A failure after the code exchange (reading organization memberships): nothing will
-      // refer to the provider's tokens, so they are ended as on a store outage.
-      if (obtained) await revokeQuietly(deps, obtained);
-      return error.kind === "unavailable"
-        ? back("temporarily_unavailable", "The identity provider cannot be reached; try again")
-        : back("server_error", "The sign-in at the identity provider could not be verified");
-    }
-    if (error instanceof StoreUnavailableError) {
-      // Nothing refers to the provider's tokens now; end them rather than leave a live session
-      // behind (best effort, bounded by the upstream timeout).
-      if (obtained) await revokeQuietly(deps, obtained);
-      return back("temporarily_unavailable", "The server cannot store the sign-in; try again");
-    }
-    throw error;
+    if (!(error instanceof StoreUnavailableError)) throw error;
+    // Nothing refers to the provider's tokens now; end them rather than leave a live session
+    // behind (best effort, bounded by the upstream timeout).
+    await revokeQuietly(deps, tokens);
+    return errorToClient(pending, urls, deps, {
+      error: "temporarily_unavailable",
+      error_description: "The server cannot store the sign-in; try again",
+    });
   }
 }
 
@@ -270,7 +331,7 @@ async function relay(
   const loopbackDev =
     config.environment === "development" &&
     url.protocol === "http:" &&
-    ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+    isLoopbackHostname(url.hostname);
   if (
     (url.protocol !== "https:" && !loopbackDev) ||
     !hostMatches(url.host, config.oauth.relayHosts)

@@ -15,8 +15,24 @@ import { parseUrl } from "../url.js";
  *
  * Every key has a TTL, blocks too: by default the longest the store allows
  * ({@link MAX_TTL_SECONDS}, 366 days). Blocking again renews it.
+ *
+ * A URL client id is keyed as the WHATWG URL parser serializes it, the form every fetch of it
+ * takes: the host's case, a default port or dot segments cannot tell a block typed one way from
+ * a client presenting it another (`https://Example.COM:443/./c.json` is
+ * `https://example.com/c.json`). A trailing slash makes a different URL (RFC 3986 §6.2.3 keeps
+ * it) and stays one. The owner of a metadata document can always publish another
+ * under a new URL, as a registered client can register again: a block holds one document.
  */
-export const clientBlockKey = (clientId: string) => `client-blocked:${sha256(clientId)}`;
+export const clientBlockKey = (clientId: string) =>
+  `client-blocked:${sha256(canonicalClientId(clientId))}`;
+
+/** What a block is keyed on and records: a URL client id as the URL parser writes it. */
+function canonicalClientId(clientId: string): string {
+  return (isUrlClientId(clientId) && parseUrl(clientId)?.href) || clientId;
+}
+
+/** The test lib/oauth/cimd.ts `isClientIdUrl` makes, without importing the fetcher here. */
+const isUrlClientId = (clientId: string) => /^https?:\/\//.test(clientId);
 
 /** What a block key holds. */
 export interface ClientBlock {
@@ -38,7 +54,7 @@ export const CLIENT_BLOCKED_DESCRIPTION = "This client has been blocked by the s
 
 /** A client id for a log line: a metadata document's host (public, and what tells it apart). */
 export function clientIdForLog(clientId: string): string {
-  const url = /^https?:\/\//.test(clientId) ? parseUrl(clientId) : null;
+  const url = isUrlClientId(clientId) ? parseUrl(clientId) : null;
   return url ? url.host : shortId(clientId);
 }
 
@@ -116,7 +132,13 @@ const READ_BATCH = 100;
 
 function newBlock(clientId: string, ttlSeconds: number, reason: ClientBlock["reason"]) {
   const now = Math.floor(Date.now() / 1000);
-  return { v: 1, clientId, blockedAt: now, expiresAt: now + ttlSeconds, reason } as ClientBlock;
+  return {
+    v: 1,
+    clientId: canonicalClientId(clientId),
+    blockedAt: now,
+    expiresAt: now + ttlSeconds,
+    reason,
+  } as ClientBlock;
 }
 
 function parseBlock(raw: string | null): ClientBlock | null {

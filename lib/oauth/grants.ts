@@ -10,6 +10,7 @@ import {
   type Transition,
 } from "../store/types.js";
 import type { UpstreamIdentity, UpstreamTokens } from "../upstream/types.js";
+import { clientBlockKey } from "./client-block.js";
 import { deploymentSecrets } from "./deployment-secrets.js";
 import { grantLastUsedKey } from "./grant-usage.js";
 
@@ -409,6 +410,7 @@ export type RotationResult =
     }
   | { outcome: "replayed-in-grace"; tokens: IssuedTokens }
   | { outcome: "reuse-detected"; grant: GrantRecord }
+  | { outcome: "client-blocked" }
   | { outcome: "invalid" };
 
 /**
@@ -427,6 +429,10 @@ export type RotationResult =
  * `commit` stores the new state once the caller has minted the access token, with a
  * compare-and-swap on the grant: if another request rotated first, it returns false and the
  * caller retries, which then lands in the grace branch.
+ *
+ * `client-blocked`: the operator blocked the client (lib/oauth/client-block.ts), which decides
+ * before any other outcome, the grace branch's stored pair included. The block is read in the
+ * same round trip as the refresh entry, so it costs no call of its own.
  */
 export async function rotateRefreshToken(
   store: Store,
@@ -435,7 +441,8 @@ export async function rotateRefreshToken(
   clientId: string,
 ): Promise<RotationResult> {
   const hash = sha256(refreshToken);
-  const grantId = await store.get(refreshKey(hash));
+  const [grantId, block] = await store.getMany([refreshKey(hash), clientBlockKey(clientId)]);
+  if (block) return { outcome: "client-blocked" };
   if (!grantId) return { outcome: "invalid" };
   const found = await readGrant(store, grantId);
   if (!found) return { outcome: "invalid" };

@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import { isLoopbackHostname } from "../url.js";
 
 /**
  * The URLs this deployment is known by, for one request. The issuer is the origin itself (no
@@ -16,8 +17,6 @@ export interface PublicUrls {
   protectedResourceMetadata: string;
   callback: string;
 }
-
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 export function urlsForOrigin(origin: string): PublicUrls {
   return {
@@ -46,7 +45,7 @@ export function resolvePublicUrls(request: Request, config: Config): PublicUrls 
   const host = url.host.toLowerCase();
   if (config.environment === "development") {
     if (config.oauth.publicUrl) return urlsForOrigin(config.oauth.publicUrl);
-    if (!LOOPBACK.has(url.hostname.toLowerCase())) return null;
+    if (!isLoopbackHostname(url.hostname)) return null;
     return urlsForOrigin(`${url.protocol}//${host}`);
   }
   if (!config.oauth.allowedHosts.includes(host)) return null;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { currentRequestId } from "../log.js";
+import { isLoopbackHostname } from "../url.js";
 
 /**
  * The HTML pages we serve (consent, errors): plain forms that work without JavaScript, no
@@ -260,7 +261,7 @@ export function describeDuration(seconds: number): string {
 
 function describeRedirect(uri: string): { host: string; localOnly: boolean } {
   const url = new URL(uri);
-  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+  const loopback = isLoopbackHostname(url.hostname);
   if (url.protocol === "http:" || url.protocol === "https:") {
     return { host: url.host, localOnly: loopback };
   }

@@ -1,5 +1,5 @@
 import { hasControlCharacters } from "../http/text.js";
-import { parseUrl } from "../url.js";
+import { isLoopbackHostname, parseUrl } from "../url.js";
 
 /**
  * Redirect URI rules (OAuth 2.1 §2.3.1, §4.1.3; RFC 8252 §7 for native apps).
@@ -10,7 +10,6 @@ import { parseUrl } from "../url.js";
  * Matching is exact string comparison, except that a loopback http URI may differ in port
  * (RFC 8252 §7.3: native apps get an ephemeral port at run time).
  */
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"]);
 
 const FORBIDDEN_SCHEMES = new Set([
   "javascript",
@@ -52,7 +51,7 @@ export function redirectUriProblem(
   const scheme = url.protocol.slice(0, -1);
   if (url.username || url.password) return "must not contain user information";
   if (scheme === "http") {
-    return LOOPBACK_HOSTS.has(url.hostname) ? null : "must use https unless the host is loopback";
+    return isLoopbackHostname(url.hostname) ? null : "must use https unless the host is loopback";
   }
   // https needs no rule of its own, nor a scheme a syntax check: the URL parser already refused
   // an https URL without a host and any scheme but ALPHA *(ALPHA / DIGIT / "+" / "-" / "."), and
@@ -64,7 +63,7 @@ export function redirectUriProblem(
 
 export function isLoopbackHttp(uri: string): boolean {
   const url = parseUrl(uri);
-  return url?.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname);
+  return url?.protocol === "http:" && isLoopbackHostname(url.hostname);
 }
 
 /** The URI with the port of its authority removed (loopback http URIs only). */

@@ -6,14 +6,12 @@ import { FIRST_LOGIN_SCOPES, isCatalogueScope, SCOPE_CATALOGUE } from "../scopes
  * clients registered for the refresh_token grant get refresh tokens either way. Upstream scopes
  * are a separate, server-side setting (`UPSTREAM_SCOPES`) that no MCP client sees.
  */
-export const MCP_SCOPE = FIRST_LOGIN_SCOPES[0];
 export const OFFLINE_ACCESS = "offline_access";
 /** What the authorization server's metadata lists (RFC 8414 §2 `scopes_supported`). */
 export const SUPPORTED_SCOPES: readonly string[] = [
   ...Object.keys(SCOPE_CATALOGUE),
   OFFLINE_ACCESS,
 ];
-export const DEFAULT_SCOPES: readonly string[] = FIRST_LOGIN_SCOPES;
 
 /** Scope strings are space-separated NQCHAR tokens (RFC 6749 §3.3). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
@@ -26,7 +24,8 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 export function parseScope(
   scope: string | undefined,
 ): { ok: true; scopes: string[] } | { ok: false; reason: string } {
-  if (scope === undefined || scope.trim() === "") return { ok: true, scopes: [...DEFAULT_SCOPES] };
+  if (scope === undefined || scope.trim() === "")
+    return { ok: true, scopes: [...FIRST_LOGIN_SCOPES] };
   const requested = [...new Set(scope.split(" ").filter(Boolean))];
   for (const s of requested) {
     if (!SCOPE_TOKEN.test(s)) return { ok: false, reason: "scope contains invalid characters" };

@@ -3,6 +3,7 @@ import type { Config } from "../config.js";
 import { safeEqual } from "../crypto/random.js";
 import { readForm } from "../http/body.js";
 import { log, shortId } from "../log.js";
+import { FIRST_LOGIN_SCOPES } from "../scopes.js";
 import { StoreUnavailableError } from "../store/types.js";
 import { issueAccessToken } from "./access-token.js";
 import { CLIENT_BLOCKED_DESCRIPTION, clientIdForLog, isClientBlocked } from "./client-block.js";
@@ -20,7 +21,7 @@ import {
   rotateRefreshToken,
 } from "./grants.js";
 import type { PublicUrls } from "./origin.js";
-import { CLIENT_SUBJECT_PREFIX, DEFAULT_SCOPES, parseScope } from "./scopes.js";
+import { CLIENT_SUBJECT_PREFIX, parseScope } from "./scopes.js";
 
 /** RFC 7636 §4.1: 43-128 characters of the unreserved set. */
 const CODE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
@@ -66,13 +67,8 @@ async function grant(
   switch (grantType) {
     case "authorization_code":
       return authorizationCodeGrant(form, client, urls, config, deps);
-    case "refresh_token": {
-      // An operator's block (lib/oauth/client-block.ts), read beside the rotation's first read so
-      // it adds no wait; a request that fails before awaiting it must not leave it unhandled.
-      const blocked = isClientBlocked(deps.store, client.client_id);
-      blocked.catch(() => {});
-      return refreshTokenGrant(form, client, urls, config, deps, blocked);
-    }
+    case "refresh_token":
+      return refreshTokenGrant(form, client, urls, config, deps);
     case "client_credentials":
       return clientCredentialsGrant(form, client, urls, config);
   }
@@ -84,10 +80,18 @@ const isGrantType = (value: string): value is (typeof GRANT_TYPES)[number] =>
 
 const invalidGrant = (description: string) => new OAuthError("invalid_grant", description);
 
-/** RFC 6749 §5.2: the client is no longer authorized to use this grant type. */
+/**
+ * RFC 6749 §5.2 `invalid_grant`: the grant is not honoured while the block lasts. Not
+ * `unauthorized_client` (a grant type the client may not use) nor `invalid_client` (failed
+ * authentication): on either, both MCP SDK eras discard the client's registration with its
+ * tokens and register again (`auth()` in @modelcontextprotocol/sdk client/auth.js and
+ * @modelcontextprotocol/client), so a registered client would slip past its block under a new id
+ * by itself. On `invalid_grant` they drop only the tokens and send the user to /authorize with
+ * the same id, which shows the block.
+ */
 function clientBlocked(client: ClientRecord, grantType: string): OAuthError {
   log.warn("token.client_blocked", { client: clientIdForLog(client.client_id), grantType });
-  return new OAuthError("unauthorized_client", CLIENT_BLOCKED_DESCRIPTION);
+  return invalidGrant(CLIENT_BLOCKED_DESCRIPTION);
 }
 
 async function authorizationCodeGrant(
@@ -174,7 +178,6 @@ async function refreshTokenGrant(
   urls: PublicUrls,
   config: Config,
   deps: OAuthDeps,
-  blocked: Promise<boolean>,
 ): Promise<IssuedTokens> {
   if (!form.refresh_token) throw new OAuthError("invalid_request", "refresh_token is required");
   // Two attempts: losing the compare-and-swap to a racing duplicate sends the second attempt
@@ -186,9 +189,9 @@ async function refreshTokenGrant(
       form.refresh_token,
       client.client_id,
     );
-    // Before any outcome, the grace branch's cached pair included: a blocked client gets nothing.
-    if (await blocked) throw clientBlocked(client, "refresh_token");
     switch (result.outcome) {
+      case "client-blocked":
+        throw clientBlocked(client, "refresh_token");
       case "invalid":
         throw invalidGrant("The refresh token is invalid, expired or revoked");
       case "reuse-detected":
@@ -245,7 +248,7 @@ async function clientCredentialsGrant(
   if (client.token_endpoint_auth_method === "none") {
     throw new OAuthError("unauthorized_client", "This client may not use client_credentials");
   }
-  const allowed = (client.scope ?? DEFAULT_SCOPES.join(" ")).split(" ").filter(Boolean);
+  const allowed = (client.scope ?? FIRST_LOGIN_SCOPES.join(" ")).split(" ").filter(Boolean);
   const scope = form.scope === undefined ? allowed : downscope(form.scope, allowed);
   const resource = form.resource ?? urls.resource;
   if (!urls.resourceAliases.includes(resource)) {

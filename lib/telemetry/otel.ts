@@ -80,7 +80,7 @@ export function registerTracing(options: RegisterTracingOptions): Tracing {
 }
 
 /** The {@link Tracing} over whatever SDK is registered globally. */
-export function otelTracing(): Tracing {
+function otelTracing(): Tracing {
   const tracer = trace.getTracer("vercel-mcp-oauth");
   return {
     async inRequestSpan(request, serve) {

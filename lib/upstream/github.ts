@@ -1,8 +1,8 @@
 import type { UpstreamConfig } from "../config.js";
 import {
-  callSignal,
+  fetchUpstream,
+  readUpstreamJson,
   type Upstream,
-  UpstreamAbortedError,
   UpstreamError,
   type UpstreamIdentity,
   type UpstreamTokens,
@@ -73,20 +73,11 @@ export function createGitHubUpstream(config: UpstreamConfig): Upstream {
     caller?: AbortSignal,
     refusalIsAbsence = false,
   ) {
-    const response = await call(`${api}${path}`, { headers: apiHeaders(accessToken) }, caller);
-    if (refusalIsAbsence && (response.status === 403 || response.status === 404)) {
-      await response.body?.cancel();
-      return null;
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new UpstreamError(
-        response.status >= 500 ? "unavailable" : "rejected",
-        `GitHub ${path} answered ${response.status}`,
-        response.status === 401 ? "invalid_token" : undefined,
-      );
-    }
-    return readGitHubJson(response, path, caller);
+    const response = await getGitHubApi(config, path, accessToken, caller);
+    if (response.ok) return readGitHubJson(response, path, caller);
+    await response.body?.cancel();
+    if (refusalIsAbsence && (response.status === 403 || response.status === 404)) return null;
+    throw new UpstreamError("rejected", `GitHub ${path} answered ${response.status}`);
   }
 
   async function identify(tokens: UpstreamTokens): Promise<UpstreamIdentity> {
@@ -192,48 +183,53 @@ function apiHeaders(accessToken: string): Record<string, string> {
   };
 }
 
-/** `caller`: the caller's signal, when it can give up (a tool call); see callSignal. */
-async function callGitHub(
-  config: UpstreamConfig,
-  url: string,
-  init: RequestInit,
-  caller?: AbortSignal,
-): Promise<Response> {
-  try {
-    return await fetch(url, {
-      ...init,
-      signal: callSignal(config.timeoutMs, caller),
-      redirect: "error",
-    });
-  } catch (error) {
-    if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
-    const timedOut = error instanceof Error && error.name === "TimeoutError";
-    throw new UpstreamError("unavailable", timedOut ? "GitHub timed out" : "GitHub is unreachable");
-  }
+const callGitHub = (config: UpstreamConfig, url: string, init: RequestInit, caller?: AbortSignal) =>
+  fetchUpstream("GitHub", config.timeoutMs, url, init, caller);
+
+/**
+ * A rate limit: 429, or 403 with `x-ratelimit-remaining: 0` or a `retry-after` ("Troubleshooting
+ * the REST API", Rate limit errors: https://docs.github.com/rest/using-the-rest-api/troubleshooting-the-rest-api).
+ * Such a 403 says nothing about the user, so it must not read as a refusal.
+ */
+function isRateLimited(response: Response): boolean {
+  if (response.status === 429) return true;
+  return (
+    response.status === 403 &&
+    (response.headers.get("x-ratelimit-remaining") === "0" || response.headers.has("retry-after"))
+  );
 }
 
-async function readGitHubJson(
-  response: Response,
-  what: string,
+/**
+ * GET on GitHub's REST API with the user's token. Answers GitHub's answer about the user (a 2xx,
+ * or a 403/404 the caller reads); throws what is no such answer: 401 (the token is dead), a rate
+ * limit or a 5xx (GitHub cannot answer now).
+ */
+async function getGitHubApi(
+  config: UpstreamConfig,
+  path: string,
+  accessToken: string,
   caller?: AbortSignal,
-): Promise<unknown> {
-  let text: string;
-  try {
-    text = await response.text();
-  } catch {
-    if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
-    // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
-    throw new UpstreamError("unavailable", `${what}: GitHub's answer was cut off`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
+): Promise<Response> {
+  const response = await callGitHub(
+    config,
+    `${apiOrigin(config)}${path}`,
+    { headers: apiHeaders(accessToken) },
+    caller,
+  );
+  const dead = response.status === 401;
+  if (dead || response.status >= 500 || isRateLimited(response)) {
+    await response.body?.cancel();
     throw new UpstreamError(
-      response.status >= 500 ? "unavailable" : "invalid",
-      `${what}: GitHub answered ${response.status} without JSON`,
+      dead ? "rejected" : "unavailable",
+      `GitHub ${path} answered ${response.status}`,
+      dead ? "invalid_token" : undefined,
     );
   }
+  return response;
 }
+
+const readGitHubJson = (response: Response, what: string, caller?: AbortSignal) =>
+  readUpstreamJson("GitHub", response, what, caller);
 
 /**
  * The signed-in user's membership of one organization, as GitHub shows it to the user's own token.
@@ -258,24 +254,10 @@ export async function readGitHubOrgMembership(
   org: string,
 ): Promise<GitHubOrgMembership> {
   const path = `/user/memberships/orgs/${encodeURIComponent(org)}`;
-  const response = await callGitHub(config, `${apiOrigin(config)}${path}`, {
-    headers: apiHeaders(accessToken),
-  });
-  if (response.status === 404) {
-    await response.body?.cancel();
-    return "none";
-  }
-  if (response.status === 401 || response.status >= 500) {
-    await response.body?.cancel();
-    throw new UpstreamError(
-      response.status >= 500 ? "unavailable" : "rejected",
-      `GitHub /user/memberships/orgs answered ${response.status}`,
-      response.status === 401 ? "invalid_token" : undefined,
-    );
-  }
+  const response = await getGitHubApi(config, path, accessToken);
   if (!response.ok) {
     await response.body?.cancel();
-    return "unreadable";
+    return response.status === 404 ? "none" : "unreadable";
   }
   const body = (await readGitHubJson(response, "/user/memberships/orgs")) as Record<
     string,

@@ -1,9 +1,9 @@
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from "jose";
 import type { UpstreamConfig } from "../config.js";
 import {
-  callSignal,
+  fetchUpstream,
+  readUpstreamJson,
   type Upstream,
-  UpstreamAbortedError,
   UpstreamError,
   type UpstreamIdentity,
   type UpstreamTokens,
@@ -25,6 +25,9 @@ interface ProviderMetadata {
 const discoveries = new Map<string, Promise<ProviderMetadata>>();
 const keySets = new Map<string, JWTVerifyGetKey>();
 
+/** How messages name the provider. */
+const PROVIDER = "the identity provider";
+
 const sameIssuer = (a: string, b: string) => a.replace(/\/+$/, "") === b.replace(/\/+$/, "");
 
 /**
@@ -33,52 +36,15 @@ const sameIssuer = (a: string, b: string) => a.replace(/\/+$/, "") === b.replace
  * expiry), refresh and revocation where offered.
  */
 export function createOidcUpstream(config: UpstreamConfig): Upstream {
-  /** `caller`: the caller's signal, when it can give up (a tool call); see callSignal. */
-  async function call(
-    url: string,
-    init: RequestInit = {},
-    caller?: AbortSignal,
-  ): Promise<Response> {
-    try {
-      return await fetch(url, {
-        ...init,
-        signal: callSignal(config.timeoutMs, caller),
-        redirect: "error",
-      });
-    } catch (error) {
-      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
-      const name = error instanceof Error ? error.name : "";
-      throw new UpstreamError(
-        "unavailable",
-        name === "TimeoutError"
-          ? "the identity provider timed out"
-          : "the identity provider is unreachable",
-      );
-    }
-  }
+  const call = (url: string, init: RequestInit = {}, caller?: AbortSignal) =>
+    fetchUpstream(PROVIDER, config.timeoutMs, url, init, caller);
 
   async function readJson(
     response: Response,
     what: string,
     caller?: AbortSignal,
   ): Promise<Record<string, unknown>> {
-    let text: string;
-    try {
-      text = await response.text();
-    } catch {
-      if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
-      // The timeout also bounds the body: an answer cut off is an outage, not a protocol error.
-      throw new UpstreamError("unavailable", `${what}: the identity provider's answer was cut off`);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new UpstreamError(
-        response.status >= 500 ? "unavailable" : "invalid",
-        `${what}: the identity provider answered ${response.status} without JSON`,
-      );
-    }
+    const body = await readUpstreamJson(PROVIDER, response, what, caller);
     if (!body || typeof body !== "object" || Array.isArray(body)) {
       throw new UpstreamError("invalid", `${what}: the identity provider answered malformed JSON`);
     }

@@ -76,6 +76,54 @@ export class UpstreamAbortedError extends Error {
   }
 }
 
+/**
+ * A request to the identity provider, named `who` in messages: bounded by its timeout
+ * (UPSTREAM_TIMEOUT_MS) and the caller's signal (callSignal), never following a redirect. Not
+ * reaching it, or its timeout, is `unavailable`; the caller giving up is UpstreamAbortedError.
+ */
+export async function fetchUpstream(
+  who: string,
+  timeoutMs: number,
+  url: string,
+  init: RequestInit = {},
+  caller?: AbortSignal,
+): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: callSignal(timeoutMs, caller), redirect: "error" });
+  } catch (error) {
+    if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
+    const timedOut = error instanceof Error && error.name === "TimeoutError";
+    throw new UpstreamError("unavailable", `${who} ${timedOut ? "timed out" : "is unreachable"}`);
+  }
+}
+
+/**
+ * The JSON of an answer from the identity provider (named `who`). The timeout also bounds the
+ * body: an answer cut off is an outage, not a protocol error; so is a 5xx without JSON.
+ */
+export async function readUpstreamJson(
+  who: string,
+  response: Response,
+  what: string,
+  caller?: AbortSignal,
+): Promise<unknown> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch {
+    if (caller?.aborted) throw new UpstreamAbortedError(caller.reason);
+    throw new UpstreamError("unavailable", `${what}: ${who}'s answer was cut off`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UpstreamError(
+      response.status >= 500 ? "unavailable" : "invalid",
+      `${what}: ${who} answered ${response.status} without JSON`,
+    );
+  }
+}
+
 /** The provider call's own timeout and, when given, the caller's signal: the first ends it. */
 export function callSignal(timeoutMs: number, caller?: AbortSignal): AbortSignal {
   const timeout = AbortSignal.timeout(timeoutMs);

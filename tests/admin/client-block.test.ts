@@ -1,7 +1,9 @@
+import { auth } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { revokeClientGrants, SWEEP_BLOCK_TTL_SECONDS } from "../../lib/admin/revoke.js";
 import {
   blockClient,
+  CLIENT_BLOCKED_DESCRIPTION,
   clientBlockKey,
   isClientBlocked,
   listBlockedClients,
@@ -11,7 +13,13 @@ import {
 import { MemoryStore } from "../../lib/store/memory.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { MAX_TTL_SECONDS, type Store } from "../../lib/store/types.js";
-import { type Harness, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import {
+  CLIENT_REDIRECT,
+  type Harness,
+  ORIGIN,
+  startOAuthHarness,
+} from "../fixtures/oauth-harness.js";
+import { V2InMemoryOAuthProvider } from "../fixtures/sdk-v2-oauth-client.js";
 
 /**
  * The block list (lib/oauth/client-block.ts) and the sweep of `admin revoke-client`
@@ -64,6 +72,72 @@ describe("the client block list", () => {
     await blockClient(store, url, 60);
     expect(clientBlockKey(url).length).toBeLessThan(100);
     expect((await readClientBlock(store, url))?.clientId).toBe(url);
+  });
+
+  it("holds a URL client id however its host case, default port or dot segments are spelled", async () => {
+    // Typed by the operator one way, presented by a client another: the same document.
+    await blockClient(store, "https://Blocked.Example:443/app/../client.json", 60);
+    const presented = [
+      "https://blocked.example/client.json",
+      "https://BLOCKED.example/./client.json",
+    ];
+    for (const clientId of presented) expect(await isClientBlocked(store, clientId)).toBe(true);
+    expect((await readClientBlock(store, presented[0] as string))?.clientId).toBe(presented[0]);
+    // A trailing slash is another URL, and so another client id.
+    expect(await isClientBlocked(store, "https://blocked.example/client.json/")).toBe(false);
+    // Through the endpoint: refused before the document is fetched.
+    const authorize = await h.fetch(
+      h.authorizeUrl({
+        client_id: "https://BLOCKED.example:443/client.json",
+        redirect_uris: ["http://127.0.0.1:5555/callback"],
+      }).url,
+    );
+    expect(authorize.status).toBe(403);
+    expect(await authorize.text()).toContain("Application blocked");
+    expect(await unblockClient(store, "https://blocked.example:443/client.json")).toBe(true);
+    expect(await isClientBlocked(store, presented[1] as string)).toBe(false);
+  });
+
+  it("an SDK client refused a refresh keeps its registration and comes back to the block page", async () => {
+    // Registered by the v2 SDK's own flow state: what an agent holds after signing in once.
+    const client = await h.register();
+    const held = await h.tokens(client);
+    const provider = new V2InMemoryOAuthProvider(CLIENT_REDIRECT);
+    provider.saveClientInformation(client);
+    provider.saveTokens({
+      access_token: held.access_token,
+      token_type: "Bearer",
+      refresh_token: held.refresh_token,
+    });
+    await blockClient(store, client.client_id, 60);
+    const fetchFn = (url: string | URL, init?: RequestInit) => h.fetch(String(url), init);
+    // The refresh is refused; the SDK then starts a new authorization. Had /token answered
+    // unauthorized_client or invalid_client, it would have dropped the registration and
+    // registered again: a new client id, past the block.
+    const result = await auth(provider, { serverUrl: `${ORIGIN}/mcp`, fetchFn });
+    expect(result).toBe("REDIRECT");
+    expect(provider.client?.client_id).toBe(client.client_id);
+    const next = provider.lastAuthorizationUrl;
+    expect(next?.searchParams.get("client_id")).toBe(client.client_id);
+    const page = await h.fetch(String(next));
+    expect(page.status).toBe(403);
+    expect(await page.text()).toContain("Application blocked");
+    await unblockClient(store, client.client_id);
+  });
+
+  it("a blocked client gets nothing at /token, not even the stored pair of a refresh it races", async () => {
+    const client = await h.register();
+    const first = await h.tokens(client);
+    expect((await h.refresh(client, first.refresh_token)).status).toBe(200);
+    await blockClient(store, client.client_id, 60);
+    // Within the grace window, the rotated token would be answered with the newest pair.
+    const raced = await h.refresh(client, first.refresh_token);
+    expect(raced.body).toEqual({
+      error: "invalid_grant",
+      error_description: CLIENT_BLOCKED_DESCRIPTION,
+    });
+    await unblockClient(store, client.client_id);
+    expect((await h.refresh(client, first.refresh_token)).status).toBe(200);
   });
 
   it("refuses a TTL the store would refuse", async () => {

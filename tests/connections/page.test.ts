@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { handleConnections } from "../../lib/connections/handler.js";
 import { createSessionCookie, SESSION_TTL_SECONDS } from "../../lib/connections/session.js";
 import { withRequestContext } from "../../lib/log.js";
@@ -314,12 +314,27 @@ describe("/connections under a sign-in policy", () => {
   });
   afterAll(() => guarded?.close());
 
-  it("refuses a person the policy does not admit, and gives no session", async () => {
+  it("refuses a person the policy does not admit: no session, the provider's tokens ended, logged as at any sign-in", async () => {
+    const revoked: string[] = [];
+    const revoke = guarded.deps.upstream.revoke.bind(guarded.deps.upstream);
+    guarded.deps.upstream.revoke = async (tokens) => {
+      revoked.push(tokens.accessToken);
+      return revoke(tokens);
+    };
+    const warnings: Array<Record<string, unknown>> = [];
+    const spy = vi.spyOn(console, "warn").mockImplementation((line: unknown) => {
+      warnings.push(JSON.parse(String(line)));
+    });
     const browser = new TestBrowser(withConnections(guarded));
-    const refused = await signIn(browser, "stranger");
+    const refused = await signIn(browser, "stranger").finally(() => spy.mockRestore());
     expect(refused.status).toBe(403);
     expect(refused.html).toContain("not allowed to use this server");
     expect(browser.jar.get("localhost:3000")?.has("mcp-connections") ?? false).toBe(false);
+    // docs/deploy.md: a refused person keeps no session at the provider through us.
+    expect(revoked).toHaveLength(1);
+    expect(warnings.find((w) => w.event === "callback.signin_refused")).toMatchObject({
+      client: "/connections",
+    });
     const admitted = await signIn(new TestBrowser(withConnections(guarded)), "allowed");
     expect(admitted.status).toBe(200);
     expect(admitted.html).toContain("allowed@example.test");

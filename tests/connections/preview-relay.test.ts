@@ -98,5 +98,16 @@ describe("/connections on a preview deployment", () => {
     });
     expect(carried.status).toBe(303);
     expect(new URL(carried.headers.get("location") ?? "").origin).toBe(new URL(idp.issuer).origin);
+
+    // The provider's answer is spent: production relays its state once, the preview finishes
+    // its login once, and the state names the preview, so no other deployment finishes it.
+    const answer = browser.visited.find((u) => u.startsWith(`${PRODUCTION}/callback?`)) ?? "";
+    const again = await route(answer, { redirect: "manual" });
+    expect(again.status).toBe(400);
+    expect(await again.text()).toContain("already used");
+    const relayed = browser.visited.find((u) => u.startsWith(`${PREVIEW}/callback?`)) ?? "";
+    const finishedAgain = await browser.request(relayed);
+    expect(finishedAgain.status).toBe(400);
+    expect(finishedAgain.headers.getSetCookie().join("")).not.toContain("mcp-connections");
   });
 });

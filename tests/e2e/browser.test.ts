@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ARTIFACTS, chromiumAvailable, launchChromium } from "../fixtures/chromium.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 
 /**
@@ -11,13 +12,7 @@ import { startRunner, stopRunner } from "../fixtures/runner.js";
  * downloaded browser): our consent page, the development provider's sign-in, back to the
  * client. Screenshots of the consent and error pages go to test-results/.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-const artifacts = join(import.meta.dirname, "..", "..", "test-results");
-
-if (!hasChromium) {
-  console.warn(`[browser] SKIPPING: ${CHROMIUM} is not installed (apt-get install chromium)`);
-}
+const hasChromium = chromiumAvailable("browser");
 
 describe.skipIf(!hasChromium)("the login in a real browser (Chromium)", { timeout: 60_000 }, () => {
   let runner: Awaited<ReturnType<typeof startRunner>>;
@@ -28,7 +23,7 @@ describe.skipIf(!hasChromium)("the login in a real browser (Chromium)", { timeou
   const cspViolations: string[] = [];
 
   beforeAll(async () => {
-    mkdirSync(artifacts, { recursive: true });
+    mkdirSync(ARTIFACTS, { recursive: true });
     runner = await startRunner();
     origin = new URL(runner.mcpUrl).origin;
     callback = createServer((_req, res) => {
@@ -37,18 +32,7 @@ describe.skipIf(!hasChromium)("the login in a real browser (Chromium)", { timeou
     });
     await new Promise<void>((r) => callback.listen(0, "127.0.0.1", r));
     callbackUrl = `http://127.0.0.1:${(callback.address() as AddressInfo).port}/callback`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -91,11 +75,11 @@ describe.skipIf(!hasChromium)("the login in a real browser (Chromium)", { timeou
       .poll(() => page.locator("h1").textContent())
       .toMatch(/Acme Research Assistant wants to use/);
     expect(await page.locator("body").textContent()).toMatch(/a program on this computer/);
-    await page.screenshot({ path: join(artifacts, "consent.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, "consent.png"), fullPage: true });
 
     await page.getByRole("button", { name: "Approve" }).click();
     await page.getByLabel("User name").fill("dana");
-    await page.screenshot({ path: join(artifacts, "sign-in.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, "sign-in.png"), fullPage: true });
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.waitForURL((url) => url.href.startsWith(callbackUrl));
 
@@ -115,7 +99,7 @@ describe.skipIf(!hasChromium)("the login in a real browser (Chromium)", { timeou
     expect(response?.status()).toBe(400);
     expect(new URL(page.url()).origin).toBe(origin);
     await expect.poll(() => page.locator("h1").textContent()).toBe("Unknown application");
-    await page.screenshot({ path: join(artifacts, "error.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, "error.png"), fullPage: true });
     await page.close();
   });
 });

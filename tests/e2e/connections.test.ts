@@ -1,12 +1,13 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   Client,
   StreamableHTTPClientTransport,
   UnauthorizedError,
 } from "@modelcontextprotocol/client";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ARTIFACTS, chromiumAvailable, launchChromium } from "../fixtures/chromium.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 import { V2InMemoryOAuthProvider } from "../fixtures/sdk-v2-oauth-client.js";
 
@@ -17,18 +18,7 @@ import { V2InMemoryOAuthProvider } from "../fixtures/sdk-v2-oauth-client.js";
  * fails with `invalid_grant` while the other's still works. A second person, signed in in
  * another browser profile, never sees the first one's applications.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-const artifacts = join(import.meta.dirname, "..", "..", "test-results");
-
-if (!hasChromium) {
-  if (process.env.CI === "true") {
-    throw new Error(
-      `${CHROMIUM} is not installed: CI=true, so the browser test must not be skipped.`,
-    );
-  }
-  console.warn(`[connections] SKIPPING: ${CHROMIUM} is not installed (apt-get install chromium)`);
-}
+const hasChromium = chromiumAvailable("connections");
 
 const NEGOTIATE = { mode: "auto" } as const;
 const APPS = [
@@ -43,20 +33,9 @@ describe.skipIf(!hasChromium)("/connections in Chromium", { timeout: 120_000 }, 
   let page: Page;
 
   beforeAll(async () => {
-    mkdirSync(artifacts, { recursive: true });
+    mkdirSync(ARTIFACTS, { recursive: true });
     runner = await startRunner();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     alice = await browser.newContext({ viewport: { width: 900, height: 1000 } });
     page = await alice.newPage();
   });
@@ -139,7 +118,7 @@ describe.skipIf(!hasChromium)("/connections in Chromium", { timeout: 120_000 }, 
       expect(await row.textContent()).toMatch(/mcp:tools/);
     }
     expect(await page.textContent("body")).toMatch(/up to 1 hour/);
-    await page.screenshot({ path: join(artifacts, "connections-before.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, "connections-before.png"), fullPage: true });
 
     await page
       .locator("section.connection", { hasText: APPS[0].name })
@@ -149,7 +128,7 @@ describe.skipIf(!hasChromium)("/connections in Chromium", { timeout: 120_000 }, 
     expect(await page.getByRole("status").textContent()).toMatch(/Access revoked/);
     expect(await page.locator("section.connection").count()).toBe(1);
     expect(await page.locator("section.connection").textContent()).toContain(APPS[1].name);
-    await page.screenshot({ path: join(artifacts, "connections-after.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, "connections-after.png"), fullPage: true });
 
     const refused = await refresh(notes);
     expect(refused.status).toBe(400);
@@ -170,7 +149,7 @@ describe.skipIf(!hasChromium)("/connections in Chromium", { timeout: 120_000 }, 
       const text = await bobPage.textContent("body");
       expect(text).toContain("No application is connected");
       for (const app of APPS) expect(text).not.toContain(app.name);
-      await bobPage.screenshot({ path: join(artifacts, "connections-other-user.png") });
+      await bobPage.screenshot({ path: join(ARTIFACTS, "connections-other-user.png") });
     } finally {
       await bob.close();
     }

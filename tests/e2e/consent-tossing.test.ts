@@ -1,9 +1,9 @@
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readForm, TestBrowser } from "../fixtures/browser.js";
+import { chromiumAvailable, launchChromium } from "../fixtures/chromium.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 
 /**
@@ -12,8 +12,7 @@ import { startRunner, stopRunner } from "../fixtures/runner.js";
  * the attacker's own genuine CSRF nonce and posts the attacker's approval form. The browser
  * sends the planted cookie; what refuses the post is its `Sec-Fetch-Site: same-site`.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
+const hasChromium = chromiumAvailable("consent-tossing");
 
 describe.skipIf(!hasChromium)(
   "a same-site page posting a planted consent",
@@ -33,15 +32,7 @@ describe.skipIf(!hasChromium)(
         res.end(attackerPage);
       });
       await new Promise<void>((r) => attackerSite.listen(0, "127.0.0.1", r));
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-        ],
-      });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       await browser?.close();

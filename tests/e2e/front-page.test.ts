@@ -1,11 +1,12 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { mcpBrowserPointer } from "../../lib/front-page/mcp-pointer.js";
 import { urlsForOrigin } from "../../lib/oauth/origin.js";
+import { ARTIFACTS, chromiumAvailable, launchChromium } from "../fixtures/chromium.js";
 import { freePort } from "../fixtures/redis-server.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 
@@ -16,14 +17,8 @@ import { startRunner, stopRunner } from "../fixtures/runner.js";
  * store line when the store answers and when its URL is on a closed port, and the `/mcp` pointer
  * page leading back to `/`. Screenshots go to test-results/.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
+const hasChromium = chromiumAvailable("front-page");
 const redis = inject("redis");
-const artifacts = join(import.meta.dirname, "..", "..", "test-results");
-
-if (!hasChromium) {
-  console.warn(`[front-page] SKIPPING: ${CHROMIUM} is not installed (apt-get install chromium)`);
-}
 
 describe.skipIf(!hasChromium || !redis.available)(
   "the front page in a real browser (Chromium, Upstash over real redis-server)",
@@ -36,7 +31,7 @@ describe.skipIf(!hasChromium || !redis.available)(
 
     beforeAll(async () => {
       if (!redis.available) return;
-      mkdirSync(artifacts, { recursive: true });
+      mkdirSync(ARTIFACTS, { recursive: true });
       [runner, storeDown] = await Promise.all([
         startRunner({
           UPSTASH_REDIS_REST_URL: redis.url,
@@ -51,15 +46,7 @@ describe.skipIf(!hasChromium || !redis.available)(
         ),
       ]);
       port = Number(new URL(runner.mcpUrl).port);
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-        ],
-      });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       await browser?.close();
@@ -98,7 +85,7 @@ describe.skipIf(!hasChromium || !redis.available)(
       expect(await page.locator("dt:text('Store') + dd").textContent()).toBe("Reachable");
       // Claude's connectors run in Anthropic's cloud: a loopback address is out of their reach.
       expect(await page.locator(".warn").textContent()).toMatch(/on your own computer/);
-      await page.screenshot({ path: join(artifacts, "front-page.png"), fullPage: true });
+      await page.screenshot({ path: join(ARTIFACTS, "front-page.png"), fullPage: true });
       expect(violations).toEqual([]);
       await page.close();
     });
@@ -121,7 +108,7 @@ describe.skipIf(!hasChromium || !redis.available)(
       expect(store).toMatch(/^Unreachable/);
       const body = (await page.locator("body").textContent()) ?? "";
       expect(body).not.toMatch(/network|timeout|ECONNREFUSED|fetch failed|127\.0\.0\.1/i);
-      await page.screenshot({ path: join(artifacts, "front-page-store-down.png"), fullPage: true });
+      await page.screenshot({ path: join(ARTIFACTS, "front-page-store-down.png"), fullPage: true });
       await page.close();
     });
 
@@ -148,7 +135,7 @@ describe.skipIf(!hasChromium || !redis.available)(
         const { page, response, violations } = await open(`http://127.0.0.1:${address.port}/mcp`);
         expect(response?.status()).toBe(405);
         expect(await page.locator("h1").textContent()).toBe("This is an MCP endpoint");
-        await page.screenshot({ path: join(artifacts, "mcp-pointer.png"), fullPage: true });
+        await page.screenshot({ path: join(ARTIFACTS, "mcp-pointer.png"), fullPage: true });
         await page.getByRole("link").click();
         await page.waitForURL(`http://localhost:${port}/`);
         expect(await page.locator("h1").textContent()).toBe("MCP on Vercel");

@@ -1,12 +1,13 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   Client,
   StreamableHTTPClientTransport,
   UnauthorizedError,
 } from "@modelcontextprotocol/client";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ARTIFACTS, chromiumAvailable, launchChromium } from "../fixtures/chromium.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 import { V2InMemoryOAuthProvider } from "../fixtures/sdk-v2-oauth-client.js";
 
@@ -19,14 +20,8 @@ import { V2InMemoryOAuthProvider } from "../fixtures/sdk-v2-oauth-client.js";
  * union. (The 1.x client answers the 403 with a refresh, which can never widen a grant, RFC 6749
  * §6: it cannot step up against any server; README "Add a tool" says so.)
  */
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-const artifacts = join(import.meta.dirname, "..", "..", "test-results");
+const hasChromium = chromiumAvailable("step-up");
 const REDIRECT = "http://127.0.0.1:47996/callback";
-
-if (!hasChromium) {
-  console.warn(`[step-up] SKIPPING: ${CHROMIUM} is not installed (apt-get install chromium)`);
-}
 
 const NEGOTIATE = { mode: "auto" } as const;
 
@@ -43,20 +38,9 @@ describe.skipIf(!hasChromium)("step-up to a write scope", { timeout: 90_000 }, (
   let page: Page;
 
   beforeAll(async () => {
-    mkdirSync(artifacts, { recursive: true });
+    mkdirSync(ARTIFACTS, { recursive: true });
     runner = await startRunner();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 900, height: 1000 } });
   });
   afterAll(async () => {
@@ -143,7 +127,7 @@ describe.skipIf(!hasChromium)("step-up to a write scope", { timeout: 90_000 }, (
     expect(await page.locator("li", { hasText: "(mcp:tools)" }).textContent()).toMatch(
       /approved before/,
     );
-    await page.screenshot({ path: join(artifacts, "step-up.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, "step-up.png"), fullPage: true });
     // Signed in at the provider already: approving goes straight back to the client.
     const stepUpParams = await authorizeInBrowser(stepUp as URL, { remember: true, signIn: false });
     await transport.finishAuth(stepUpParams);

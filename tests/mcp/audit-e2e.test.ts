@@ -6,6 +6,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestBrowser } from "../fixtures/browser.js";
 import { checkStructuredLine, secretsIn } from "../fixtures/log-scan.js";
+import { toolCallRequest } from "../fixtures/mcp-requests.js";
 import { startRunner, stopRunner } from "../fixtures/runner.js";
 import {
   type RecordedExchange,
@@ -79,20 +80,9 @@ describe("audit trail of an end-to-end run", { timeout: 60_000 }, () => {
     // A first-login token writing a note: 403 insufficient_scope, sent by hand so that the
     // client does not start a step-up login.
     const token = provider.savedTokens?.access_token ?? "";
-    const stepUp = await fetch(mcpUrl, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${token}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: { name: "save_note", arguments: { text: ARGUMENT_VALUE } },
-      }),
-    });
+    const stepUp = await fetch(
+      toolCallRequest("save_note", { text: ARGUMENT_VALUE }, { token, url: String(mcpUrl) }),
+    );
     expect(stepUp.status).toBe(403);
     expected.push({
       era: "legacy",

@@ -1,6 +1,5 @@
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { resetConfigForTests } from "../../lib/config.js";
 import { randomToken } from "../../lib/crypto/random.js";
 import { withRequestContext } from "../../lib/log.js";
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
@@ -16,7 +15,9 @@ import { MemoryStore } from "../../lib/store/memory.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { type Store, StoreUnavailableError } from "../../lib/store/types.js";
 import { UpstashStore } from "../../lib/store/upstash.js";
-import { testAccessToken, testConfig, testEnv } from "../fixtures/config.js";
+import { testAccessToken, testConfig } from "../fixtures/config.js";
+import { useDeployedEnv } from "../fixtures/deployed-env.js";
+import { toolCallRequest } from "../fixtures/mcp-requests.js";
 
 /**
  * The per-grant "last used" timestamp (issue #14 item 4): written at most once a minute per grant
@@ -122,31 +123,10 @@ describe("GrantUsageRecorder", () => {
 });
 
 describe("/mcp records the grant's use off the critical path", () => {
-  beforeAll(() => {
-    for (const [name, value] of Object.entries(testEnv())) vi.stubEnv(name, value);
-    resetConfigForTests();
-  });
-  afterAll(() => {
-    vi.unstubAllEnvs();
-    resetConfigForTests();
-  });
+  useDeployedEnv();
   afterEach(() => grantUsage.clear());
 
-  const whoami = (token: string) =>
-    new Request("http://localhost:3000/mcp", {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${token}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: { name: "whoami", arguments: {} },
-      }),
-    });
+  const whoami = (token: string) => toolCallRequest("whoami", {}, { token });
 
   it("answers while the store write is still held, writes once for a burst, and the value is readable", async () => {
     const instance = getStore();

@@ -1,33 +1,26 @@
 import { McpServer } from "@modelcontextprotocol/server";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { resetConfigForTests } from "../../lib/config.js";
 import { withRequestContext } from "../../lib/log.js";
 import { argumentsHash } from "../../lib/mcp/audit.js";
 import { createMcpHandler, handleMcpRequest } from "../../lib/mcp/handler.js";
 import { toolRegistrar } from "../../lib/mcp/registrar.js";
 import { grantUsage } from "../../lib/oauth/grant-usage.js";
-import { testAccessToken, testConfig, testEnv } from "../fixtures/config.js";
+import { testAccessToken, testConfig } from "../fixtures/config.js";
+import { useDeployedEnv } from "../fixtures/deployed-env.js";
+import { type Era, mcpRequest, toolCallRequest } from "../fixtures/mcp-requests.js";
 
 /**
  * The audit trail of /mcp (issue #14 item 4): one `audit.tool_call` line per tools/call, in both
  * protocol eras, with the right decision and outcome, whatever became of the call; the
  * arguments appear only as a keyed hash.
  */
-const ENDPOINT = "http://localhost:3000/mcp";
 const config = testConfig();
 /** Words, not credential-shaped: the logger's masking would not hide them, only our design does. */
 const ARGUMENT_VALUE = "purple elephant dances quietly";
 
-beforeAll(() => {
-  // The notes tools and the last-used writer use the instance's store (getStore), as deployed.
-  for (const [name, value] of Object.entries(testEnv())) vi.stubEnv(name, value);
-  resetConfigForTests();
-});
-afterAll(() => {
-  vi.unstubAllEnvs();
-  resetConfigForTests();
-});
+// The notes tools and the last-used writer use the instance's store (getStore), as deployed.
+useDeployedEnv();
 
 let lines: string[] = [];
 beforeAll(() => {
@@ -52,46 +45,13 @@ const auditLines = (): AuditLine[] =>
 const tokenWith = (scope: string, sub = "audit-user", gid = "grant-of-the-audit-user") =>
   testAccessToken(config, "http://localhost:3000", { scope, sub, gid, client_id: "audit-client" });
 
-type Era = "legacy" | "modern";
-
-function toolCall(
+const toolCall = (
   token: string,
   name: string,
   args: Record<string, unknown> | undefined,
   era: Era,
   signal?: AbortSignal,
-): Request {
-  const modern = era === "modern";
-  return new Request(ENDPOINT, {
-    method: "POST",
-    signal,
-    headers: {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      authorization: `Bearer ${token}`,
-      ...(modern
-        ? { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name }
-        : {}),
-    },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 7,
-      method: "tools/call",
-      params: {
-        name,
-        ...(args === undefined ? {} : { arguments: args }),
-        ...(modern
-          ? {
-              _meta: {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {},
-              },
-            }
-          : {}),
-      },
-    }),
-  });
-}
+) => toolCallRequest(name, args, { token, era, id: 7, signal });
 
 /** Serves one request as a deployed function would (a request context) and reads the answer. */
 async function serve(
@@ -224,18 +184,62 @@ describe.each(["legacy", "modern"] as const)("audit.tool_call (%s era)", (era) =
 
   it("requests that are not tool calls write no audit line", async () => {
     const token = await tokenWith("mcp:tools");
-    const list = new Request(ENDPOINT, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${token}`,
-      },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
-    });
-    expect((await serve(list)).status).toBe(200);
+    expect((await serve(mcpRequest("tools/list", undefined, { token }))).status).toBe(200);
     expect(auditLines()).toEqual([]);
   });
+});
+
+describe("when the line is written", () => {
+  it("a 2025-era call answered as SSE: once the stream is read, with the request's id even when read outside it", async () => {
+    const token = await tokenWith("mcp:tools");
+    const request = toolCall(token, "whoami", {}, "legacy");
+    let requestId = "";
+    const response = await withRequestContext(request, (id) => {
+      requestId = id;
+      return handleMcpRequest(request, config);
+    });
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    // Read here, outside the request's context, as a platform reads a streamed answer.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await response.text();
+    expect(auditLines()).toEqual([
+      expect.objectContaining({ tool: "whoami", outcome: "ok", requestId }),
+    ]);
+  });
+});
+
+describe("a scope challenge the tool's definition brings", () => {
+  it.each(["legacy", "modern"] as const)(
+    "its 403 is audited as step_up_required too (%s era)",
+    async (era) => {
+      const { authenticateMcpRequest } = await import("../../lib/mcp/auth.js");
+      const handler = createMcpHandler({
+        authenticate: authenticateMcpRequest,
+        createServer: () => {
+          const server = new McpServer({ name: "custom", version: "1" });
+          toolRegistrar(server).registerTool(
+            "guarded",
+            {
+              inputSchema: z.object({}),
+              scopeChallenge: () => ({ scopes: ["mcp:tools", "mcp:tools:write"] }),
+            } as never,
+            async () => ({ content: [] }),
+          );
+          return server;
+        },
+      });
+      const token = await tokenWith("mcp:tools");
+      const { status } = await serve(toolCall(token, "guarded", {}, era), handler);
+      expect(status).toBe(403);
+      expect(auditLines()).toEqual([
+        expect.objectContaining({
+          tool: "guarded",
+          decision: "step_up_required",
+          outcome: "not_run",
+        }),
+      ]);
+    },
+  );
 });
 
 describe("every call once, in a burst of both eras", () => {

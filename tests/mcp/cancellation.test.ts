@@ -4,6 +4,7 @@ import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/de
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
 import { getStore } from "../../lib/store/index.js";
 import { testEnv } from "../fixtures/config.js";
+import { toolCallRequest } from "../fixtures/mcp-requests.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 import {
   startUpstreamFaultInjector,
@@ -49,41 +50,8 @@ afterAll(async () => {
 });
 
 function callUserinfo(signal: AbortSignal, era: "modern" | "legacy") {
-  const modern = era === "modern";
   return handleMcpRequest(
-    new Request(`${ORIGIN}/mcp`, {
-      method: "POST",
-      signal,
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${token}`,
-        ...(modern
-          ? {
-              "mcp-protocol-version": "2026-07-28",
-              "mcp-method": "tools/call",
-              "mcp-name": "upstream_userinfo",
-            }
-          : {}),
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: {
-          name: "upstream_userinfo",
-          arguments: {},
-          ...(modern
-            ? {
-                _meta: {
-                  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {},
-                },
-              }
-            : {}),
-        },
-      }),
-    }),
+    toolCallRequest("upstream_userinfo", {}, { token, era, signal, url: `${ORIGIN}/mcp` }),
     h.config,
   );
 }

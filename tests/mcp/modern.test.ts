@@ -1,11 +1,12 @@
 import { McpServer } from "@modelcontextprotocol/server";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import { resetConfigForTests } from "../../lib/config.js";
 import { webHandler } from "../../lib/http/entry.js";
 import { createMcpHandler, handleMcpRequest } from "../../lib/mcp/handler.js";
-import { testAccessToken, testConfig, testEnv } from "../fixtures/config.js";
+import { testAccessToken, testConfig } from "../fixtures/config.js";
+import { useDeployedEnv } from "../fixtures/deployed-env.js";
 import { sseMessages } from "../fixtures/jsonrpc.js";
+import { toolCallRequest } from "../fixtures/mcp-requests.js";
 
 /**
  * `/mcp` in the 2026-07-28 era (MCP basic/transports and basic/lifecycle of that revision):
@@ -115,23 +116,7 @@ describe("2026-07-28: discovery and results", () => {
       config,
     );
     expect(plain.headers.get("cache-control")).toBe("no-store");
-    const legacy = await handleMcpRequest(
-      new Request(ENDPOINT, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-          authorization: `Bearer ${token}`,
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "tools/call",
-          params: { name: "whoami", arguments: {} },
-        }),
-      }),
-      config,
-    );
+    const legacy = await handleMcpRequest(toolCallRequest("whoami", {}, { token }), config);
     expect(legacy.headers.get("content-type")).toMatch(/^text\/event-stream/);
     expect(legacy.headers.get("cache-control")).toBe("no-store");
   });
@@ -372,22 +357,7 @@ describe("every request has a deadline (issue #19, R1)", () => {
   it("legacy (an open SSE stream): the error as the stream's last event, then the stream ends", async () => {
     const { handler, seen } = hangingHandler(300);
     const warnings = captureWarnings();
-    const response = await handler(
-      new Request(ENDPOINT, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 9,
-          method: "tools/call",
-          params: { name: "hang", arguments: {} },
-        }),
-      }),
-      config,
-    );
+    const response = await handler(toolCallRequest("hang", {}, { id: 9 }), config);
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
     const started = Date.now();
     const messages = sseMessages(await response.text());
@@ -412,14 +382,7 @@ describe("every request has a deadline (issue #19, R1)", () => {
 
 describe("tracing", () => {
   // Through the function wrapper, as deployed: it reads the configuration from the environment.
-  beforeEach(() => {
-    for (const [name, value] of Object.entries(testEnv())) vi.stubEnv(name, value);
-    resetConfigForTests();
-  });
-  afterEach(() => {
-    vi.unstubAllEnvs();
-    resetConfigForTests();
-  });
+  useDeployedEnv();
 
   it("takes a W3C traceparent from _meta as the request id of its log lines", async () => {
     const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -1,7 +1,6 @@
 import { McpServer } from "@modelcontextprotocol/server";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { resetConfigForTests } from "../../lib/config.js";
 import { createMcpHandler, createMcpServer, handleMcpRequest } from "../../lib/mcp/handler.js";
 import { toolRegistrar } from "../../lib/mcp/registrar.js";
 import {
@@ -14,70 +13,27 @@ import {
   FIRST_LOGIN_SCOPES,
   SCOPE_CATALOGUE,
 } from "../../lib/scopes.js";
-import { testAccessToken, testConfig, testEnv } from "../fixtures/config.js";
+import { testAccessToken, testConfig } from "../fixtures/config.js";
+import { useDeployedEnv } from "../fixtures/deployed-env.js";
 import { readJsonRpc } from "../fixtures/jsonrpc.js";
+import { type Era, mcpRequest, toolCallRequest } from "../fixtures/mcp-requests.js";
 
 /**
  * Per-tool scopes (issue #13): each tool names the scopes it needs; a token that lacks one gets
  * HTTP 403 `insufficient_scope` before the tool runs, naming every scope the operation needs plus
  * those already held, in both protocol eras; scope hierarchies are honoured.
  */
-const ENDPOINT = "http://localhost:3000/mcp";
 const config = testConfig();
 const PRM = "http://localhost:3000/.well-known/oauth-protected-resource/mcp";
 
 // The notes tools keep their data in the instance's store (getStore), as deployed.
-beforeAll(() => {
-  for (const [name, value] of Object.entries(testEnv())) vi.stubEnv(name, value);
-  resetConfigForTests();
-});
-afterAll(() => {
-  vi.unstubAllEnvs();
-  resetConfigForTests();
-});
+useDeployedEnv();
 
 const tokenWith = (scope: string, sub = "scope-user") =>
   testAccessToken(config, "http://localhost:3000", { scope, sub });
 
-function call(
-  token: string,
-  name: string,
-  args: Record<string, unknown>,
-  era: "modern" | "legacy",
-) {
-  const modern = era === "modern";
-  return handleMcpRequest(
-    new Request(ENDPOINT, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${token}`,
-        ...(modern
-          ? { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name }
-          : {}),
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "tools/call",
-        params: {
-          name,
-          arguments: args,
-          ...(modern
-            ? {
-                _meta: {
-                  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {},
-                },
-              }
-            : {}),
-        },
-      }),
-    }),
-    config,
-  );
-}
+const call = (token: string, name: string, args: Record<string, unknown>, era: Era) =>
+  handleMcpRequest(toolCallRequest(name, args, { token, era }), config);
 
 /** The parameters of a `WWW-Authenticate: Bearer ...` challenge. */
 function challengeOf(response: Response): Record<string, string> {
@@ -152,18 +108,7 @@ describe.each(["legacy", "modern"] as const)("step-up at /mcp (%s era)", (era) =
 describe("tools/list and the base requirement", () => {
   it("lists every tool, the write tools too, to a token that cannot call them", async () => {
     const token = await tokenWith("mcp:tools");
-    const response = await handleMcpRequest(
-      new Request(ENDPOINT, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-          authorization: `Bearer ${token}`,
-        },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
-      }),
-      config,
-    );
+    const response = await handleMcpRequest(mcpRequest("tools/list", undefined, { token }), config);
     const names = (await readJsonRpc(response)).result.tools.map((t: { name: string }) => t.name);
     expect(names).toEqual(expect.arrayContaining(["list_notes", "save_note", "delete_note"]));
   });
@@ -211,22 +156,7 @@ describe("tools/list and the base requirement", () => {
         return server;
       },
     });
-    const response = await handler(
-      new Request(ENDPOINT, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "tools/call",
-          params: { name: "wipe" },
-        }),
-      }),
-      config,
-    );
+    const response = await handler(toolCallRequest("wipe", undefined), config);
     expect(response.status).toBe(403);
     expect(challengeOf(response).scope).toBe("mcp:tools mcp:tools:write");
   });
@@ -255,17 +185,7 @@ describe("what the metadata and the 401 say (MCP 2026-07-28 basic/authorization)
   });
 
   it("the 401 of a request without a token names the first-login set only", async () => {
-    const response = await handleMcpRequest(
-      new Request(ENDPOINT, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-        },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
-      }),
-      config,
-    );
+    const response = await handleMcpRequest(mcpRequest("tools/list"), config);
     expect(response.status).toBe(401);
     expect(challengeOf(response).scope).toBe(FIRST_LOGIN_SCOPES.join(" "));
   });

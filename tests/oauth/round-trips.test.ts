@@ -47,13 +47,13 @@ describe("store round trips", () => {
     expect(steps).toEqual([
       "POST /register 201: 1",
       // The operator's block list (lib/oauth/client-block.ts) is one read at /authorize and at
-      // each /token grant; at a refresh it runs beside the rotation's first read.
+      // a code redemption; a refresh reads it in the same MGET as the refresh entry.
       "GET /authorize 200: 2",
       "POST /authorize 303: 2",
       "GET /callback 302: 2",
       "POST /token 200: 6",
       "POST /mcp 200: 0",
-      "POST /token 200: 5",
+      "POST /token 200: 4",
       "POST /revoke 200: 4",
     ]);
   });

@@ -54,6 +54,22 @@ describe("import graph of the Vercel functions", () => {
     }
   });
 
+  it("tracing and Vercel's waitUntil stay out of every cold start (loaded only when used)", () => {
+    // lib/telemetry/tracing.ts: with no exporter configured nothing of OpenTelemetry is loaded;
+    // lib/oauth/grant-usage.ts: @vercel/functions only on a last-used write.
+    const lazyOnly = /^@opentelemetry\/|^@vercel\/(?:otel|functions)$/;
+    for (const g of graphs) {
+      expect(
+        g.staticPackages.filter((name) => lazyOnly.test(name)),
+        g.entry,
+      ).toEqual([]);
+      expect(g.staticLibFiles, g.entry).not.toContain("lib/telemetry/otel.ts");
+    }
+    // The check is real: /mcp does load them lazily.
+    const mcp = graphs.find((g) => g.entry === MCP_ENTRY);
+    expect(mcp?.packages).toEqual(expect.arrayContaining(["@vercel/otel", "@vercel/functions"]));
+  });
+
   it("the bench's rule checker agrees", () => {
     expect(checkImportRules(graphs).filter((r) => !r.ok)).toEqual([]);
   });

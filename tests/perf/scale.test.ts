@@ -80,6 +80,18 @@ describe.skipIf(!redis.available)("scale: 2 instances, 20 users, one store (issu
     const revoked = report.invariants.filter((i) => i.name.startsWith("revoked:"));
     expect(revoked).toHaveLength(3);
     for (const check of revoked) expect(check.checked % SETTINGS.instances).toBe(0);
+    // Each revocation of the revoke windows and of the mixed one is tried right away, once at
+    // each instance (a count that is only even would pass with one instance of two tried).
+    const revocations = report.windows
+      .flatMap((w) => w.ops)
+      .filter((o) => o.kind === "revoke" || o.kind === "connections revoke")
+      .reduce((sum, o) => sum + o.count, 0);
+    expect(revocations).toBeGreaterThan(0);
+    const immediate = revoked.filter((i) => i.name.endsWith(", immediately"));
+    expect(immediate).toHaveLength(2);
+    for (const check of immediate) {
+      expect(check.checked, check.name).toBe(revocations * SETTINGS.instances);
+    }
   });
 
   it("a grant revoked at /connections is refused everywhere at once and leaves no index entry", () => {

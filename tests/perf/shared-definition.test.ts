@@ -9,6 +9,7 @@ import { createMcpAuthenticator } from "../../lib/mcp/auth.js";
 import { createMcpHandler, createMcpServer, sharedServerFactory } from "../../lib/mcp/handler.js";
 import { testAccessToken, testConfig } from "../fixtures/config.js";
 import { readJsonRpc, sseMessages } from "../fixtures/jsonrpc.js";
+import { mcpRequest } from "../fixtures/mcp-requests.js";
 
 /**
  * The tool registrations are built once per instance and shared by every request's server
@@ -194,18 +195,7 @@ describe("one tool definition shared by every request's server (issue #15)", () 
       createServer: () => b as unknown as McpServer,
     });
     const token = await testAccessToken(config);
-    const response = await handler(
-      new Request(ENDPOINT, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-          authorization: `Bearer ${token}`,
-        },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
-      }),
-      config,
-    );
+    const response = await handler(mcpRequest("tools/list", {}, { token }), config);
     const body = await readJsonRpc(response);
     expect(body.result.tools.map((t: { name: string }) => t.name)).toContain("hash_text");
   });

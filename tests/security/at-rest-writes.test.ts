@@ -20,7 +20,7 @@ import {
 import { MemoryStore } from "../../lib/store/memory.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { testConfig } from "../fixtures/config.js";
-import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import { type Harness, ORIGIN, startOAuthHarness, tokensAs } from "../fixtures/oauth-harness.js";
 import { recordingStore, secretsWritten } from "../fixtures/recording-store.js";
 
 /**
@@ -126,17 +126,11 @@ describe("AES-256-GCM associated data: a ciphertext belongs to one record", () =
     // provider as Alice.
     const client = await h.register();
     const login = async (username: string) => {
-      const { url, verifier } = h.authorizeUrl(client);
-      const back = await h.browser().authorize(url, {
-        stopAt: client.redirect_uris[0] ?? "",
-        username,
-      });
-      const tokens = await h.redeem(client, back.searchParams.get("code") ?? "", verifier);
-      expect(tokens.status).toBe(200);
-      const claims = decodeJwt(tokens.body.access_token);
+      const tokens = await tokensAs(h, client, username);
+      const claims = decodeJwt(tokens.access_token);
       return {
         authInfo: {
-          token: tokens.body.access_token as string,
+          token: tokens.access_token,
           clientId: client.client_id,
           scopes: ["mcp:tools"],
           extra: { subject: claims.sub, grantId: claims.gid },

@@ -11,8 +11,8 @@ import {
 } from "../../lib/oauth/cimd.js";
 import { getClient } from "../../lib/oauth/clients.js";
 import { MemoryStore } from "../../lib/store/memory.js";
-import type { Store } from "../../lib/store/types.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import { ttlRecordingStore } from "../fixtures/ttl-recording-store.js";
 
 /**
  * Review finding F3 (issue #11): Client ID Metadata Documents make us fetch URLs a stranger
@@ -35,31 +35,6 @@ let server: Server;
 let base: string;
 const hits = new Map<string, number>();
 const hitsOf = (path: string) => hits.get(path) ?? 0;
-
-/** A store that remembers the TTL of each put, so tests can check what is kept how long. */
-function ttlRecordingStore(inner: Store): Store & { ttls: Map<string, number> } {
-  const ttls = new Map<string, number>();
-  return {
-    ttls,
-    async put(key, value, ttlSeconds) {
-      await inner.put(key, value, ttlSeconds);
-      ttls.set(key, ttlSeconds);
-    },
-    async putIfAbsent(key, value, ttlSeconds) {
-      const wrote = await inner.putIfAbsent(key, value, ttlSeconds);
-      if (wrote) ttls.set(key, ttlSeconds);
-      return wrote;
-    },
-    get: (key) => inner.get(key),
-    delete: (...keys) => inner.delete(...keys),
-    consume: (key) => inner.consume(key),
-    transition: (transition) => inner.transition(transition),
-    increment: (key, ttlSeconds) => inner.increment(key, ttlSeconds),
-    getMany: (keys) => inner.getMany(keys),
-    members: (key) => inner.members(key),
-    scan: (prefix) => inner.scan(prefix),
-  };
-}
 
 beforeAll(async () => {
   // /doc/<anything>.json: a valid document for that URL (max-age 1 day under /doc/long-);

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_CLIENT_RECORD_BYTES, REGISTRATION_UNCONFIRMED_TTL } from "../../lib/oauth/clients.js";
 import { MemoryStore } from "../../lib/store/memory.js";
-import { type Store, StoreUnavailableError } from "../../lib/store/types.js";
+import { StoreUnavailableError } from "../../lib/store/types.js";
 import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import { ttlRecordingStore } from "../fixtures/ttl-recording-store.js";
 
 /**
  * Review finding F4 (issue #11): open registration was bounded per minute, not in total (one
@@ -12,41 +13,16 @@ import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harne
  * - an unused registration is kept a day (REGISTRATION_UNCONFIRMED_TTL); the first code
  *   redemption confirms it and extends it to CLIENT_TTL;
  * - a stored record is at most 4 KiB, with at most 8 redirect URIs of at most 512 characters;
- * - one address has a daily budget (RATE_LIMIT_REGISTER_DAILY; on real Redis in
- *   rate-limit.test.ts).
+ * - one address has a daily budget (RATE_LIMIT_REGISTER_DAILY; on both limiters in
+ *   rate-limit-endpoints.test.ts).
  */
 const DAILY_BUDGET = 5;
 const CLIENT_TTL = 90 * 24 * 3600;
 
-/** A store that remembers the TTL and size of each put (the harness reaches the records). */
-function recordingStore(inner: Store): Store & { ttls: Map<string, number> } {
-  const ttls = new Map<string, number>();
-  return {
-    ttls,
-    async put(key, value, ttlSeconds) {
-      await inner.put(key, value, ttlSeconds);
-      ttls.set(key, ttlSeconds);
-    },
-    async putIfAbsent(key, value, ttlSeconds) {
-      const wrote = await inner.putIfAbsent(key, value, ttlSeconds);
-      if (wrote) ttls.set(key, ttlSeconds);
-      return wrote;
-    },
-    get: (key) => inner.get(key),
-    delete: (...keys) => inner.delete(...keys),
-    consume: (key) => inner.consume(key),
-    transition: (transition) => inner.transition(transition),
-    increment: (key, ttlSeconds) => inner.increment(key, ttlSeconds),
-    getMany: (keys) => inner.getMany(keys),
-    members: (key) => inner.members(key),
-    scan: (prefix) => inner.scan(prefix),
-  };
-}
-
 let h: Harness;
-let store: ReturnType<typeof recordingStore>;
+let store: ReturnType<typeof ttlRecordingStore>;
 beforeAll(async () => {
-  store = recordingStore(new MemoryStore());
+  store = ttlRecordingStore(new MemoryStore());
   h = await startOAuthHarness({
     store,
     env: {

@@ -256,4 +256,25 @@ describe("ALLOWED_GITHUB_ORGS with the GitHub stand-in", () => {
     expect(familiesWritten(writes).has("grant")).toBe(false);
     expect(standIn.revocations.map((r) => r.endpoint)).toEqual(["token"]);
   });
+
+  // GitHub answers a rate limit with 403 (docs.github.com, "Troubleshooting the REST API"), the
+  // status it also uses to refuse: read as a refusal, a member would get the "not allowed" page,
+  // and a GitHub App user's listed address would count as absent.
+  it.each([
+    ["oauth-app", { ALLOWED_GITHUB_ORGS: "acme" }, "memberships"],
+    ["github-app", { ALLOWED_USERS: "octocat@example.test" }, "emails"],
+  ] as const)(
+    "takes a GitHub rate limit for an outage, never a refusal (%s, %o, rate-limited %s)",
+    async (mode, env, limited) => {
+      const { h, writes, standIn } = await githubHarness(mode, env, { rateLimited: [limited] });
+      captureWarnings();
+      standIn.signInAs("octocat");
+      const result = await attempt(h);
+      expect(result.response.status).toBe(302);
+      expect(new URL(result.location ?? "").searchParams.get("error")).toBe(
+        "temporarily_unavailable",
+      );
+      expect(familiesWritten(writes).has("grant")).toBe(false);
+    },
+  );
 });

@@ -6,11 +6,12 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import mcpFunction from "../../api/mcp.js";
-import { resetConfigForTests } from "../../lib/config.js";
 import { argumentsHash } from "../../lib/mcp/audit.js";
 import { registerTracing, SPAN_ATTRIBUTES } from "../../lib/telemetry/otel.js";
 import { setTracingForTests } from "../../lib/telemetry/tracing.js";
-import { testAccessToken, testConfig, testEnv } from "../fixtures/config.js";
+import { testAccessToken, testConfig } from "../fixtures/config.js";
+import { useDeployedEnv } from "../fixtures/deployed-env.js";
+import { toolCallRequest } from "../fixtures/mcp-requests.js";
 
 /**
  * OpenTelemetry tracing (issue #14 item 5), registered through `@vercel/otel` as deployed, with
@@ -26,9 +27,8 @@ const CALLER_SPAN = "00f067aa0ba902b7";
 const META_TRACE = "0af7651916cd43dd8448eb211c80319c";
 const META_SPAN = "b7ad6b7169203331";
 
+useDeployedEnv();
 beforeAll(() => {
-  for (const [name, value] of Object.entries(testEnv())) vi.stubEnv(name, value);
-  resetConfigForTests();
   vi.spyOn(console, "log").mockImplementation((line: unknown) => {
     logged.push(String(line));
   });
@@ -44,8 +44,6 @@ afterAll(() => {
   trace.disable();
   context.disable();
   propagation.disable();
-  vi.unstubAllEnvs();
-  resetConfigForTests();
 });
 afterEach(() => {
   exporter.reset();
@@ -70,38 +68,8 @@ async function callTool(options: {
     gid: "grant-traced-abcdef",
     client_id: "traced-client",
   });
-  const modern = era === "modern";
   const response = await mcpFunction.fetch(
-    new Request(options.url ?? "http://localhost:3000/mcp", {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        authorization: `Bearer ${token}`,
-        ...(modern
-          ? { "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": name }
-          : {}),
-        ...options.headers,
-      },
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 3,
-        method: "tools/call",
-        params: {
-          name,
-          arguments: args,
-          ...(modern
-            ? {
-                _meta: {
-                  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {},
-                  ...options.meta,
-                },
-              }
-            : {}),
-        },
-      }),
-    }),
+    toolCallRequest(name, args, { ...options, token, era, id: 3 }),
   );
   const body = await response.text();
   return { response, body, token };

@@ -4,9 +4,9 @@ import { readGitHubOrgMembership } from "../../lib/upstream/github.js";
 import {
   type GitHubStandIn,
   type GitHubStandInOptions,
+  loginAtGitHubStandIn,
   startGitHubStandIn,
 } from "../fixtures/github-standin.js";
-import { pkcePair } from "../fixtures/oauth-harness.js";
 
 /**
  * ALLOWED_GITHUB_ORGS reads "Get an organization membership for the authenticated user"
@@ -38,35 +38,8 @@ async function standIn(mode: "oauth-app" | "github-app", options: GitHubStandInO
 }
 
 /** A user token from the stand-in's own authorize + code exchange, for `scope`. */
-async function tokenFor(s: GitHubStandIn, user: "octocat" | "hubot", scope: string) {
-  s.signInAs(user);
-  const { verifier, challenge } = pkcePair();
-  const redirectUri = "http://127.0.0.1:9/callback";
-  const authorize = new URL(`${s.webUrl}/login/oauth/authorize`);
-  for (const [k, v] of Object.entries({
-    client_id: s.clientId,
-    redirect_uri: redirectUri,
-    scope,
-    state: "s",
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-  }))
-    authorize.searchParams.set(k, v);
-  const back = await fetch(authorize, { redirect: "manual" });
-  const code = new URL(back.headers.get("location") ?? "").searchParams.get("code") ?? "";
-  const response = await fetch(`${s.webUrl}/login/oauth/access_token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-    body: new URLSearchParams({
-      client_id: s.clientId,
-      client_secret: s.clientSecret,
-      code,
-      redirect_uri: redirectUri,
-      code_verifier: verifier,
-    }),
-  });
-  return ((await response.json()) as { access_token: string }).access_token;
-}
+const tokenFor = async (s: GitHubStandIn, user: "octocat" | "hubot", scope: string) =>
+  (await loginAtGitHubStandIn(s, user, scope)).access_token;
 
 describe("reading a GitHub organization membership with the user's token", () => {
   it("tells an active membership from a pending invitation and from none", async () => {
@@ -109,6 +82,17 @@ describe("reading a GitHub organization membership with the user's token", () =>
     const down = await standIn("oauth-app", { membershipsDown: true });
     const token = await tokenFor(down.s, "octocat", "read:org");
     await expect(readGitHubOrgMembership(down.config, token, "acme")).rejects.toMatchObject({
+      name: "UpstreamError",
+      kind: "unavailable",
+    });
+  });
+
+  it("fails as GitHub being unavailable, not as a refusal, when GitHub rate-limits the read", async () => {
+    // A rate-limited 403 says nothing about the member: reading it as `unreadable` would show a
+    // member the "not allowed" page and end their GitHub session (docs.github.com, Rate limit errors).
+    const { s, config } = await standIn("oauth-app", { rateLimited: ["memberships"] });
+    const token = await tokenFor(s, "octocat", "read:org");
+    await expect(readGitHubOrgMembership(config, token, "acme")).rejects.toMatchObject({
       name: "UpstreamError",
       kind: "unavailable",
     });

@@ -1,7 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { getUpstreamAccessToken, UpstreamSessionError } from "../../lib/mcp/upstream-token.js";
-import { type GitHubStandIn, startGitHubStandIn } from "../fixtures/github-standin.js";
-import { type Harness, ORIGIN, pkcePair, startOAuthHarness } from "../fixtures/oauth-harness.js";
+import {
+  type GitHubStandIn,
+  loginAtGitHubStandIn,
+  startGitHubStandIn,
+} from "../fixtures/github-standin.js";
+import { type Harness, ORIGIN, startOAuthHarness } from "../fixtures/oauth-harness.js";
 
 /**
  * Revoking one MCP client's grant at our `/revoke` must end THAT login at GitHub and nothing
@@ -117,37 +121,6 @@ describe("revoking one MCP client's grant with the GitHub preset", () => {
   });
 });
 
-/** A login straight at the stand-in, as our server does it: authorize, then the code exchange. */
-async function loginAtStandIn(standIn: GitHubStandIn, user: "octocat" | "hubot") {
-  standIn.signInAs(user);
-  const { verifier, challenge } = pkcePair();
-  const redirectUri = "http://127.0.0.1:9/callback";
-  const authorize = new URL(`${standIn.webUrl}/login/oauth/authorize`);
-  for (const [k, v] of Object.entries({
-    client_id: standIn.clientId,
-    redirect_uri: redirectUri,
-    scope: "read:user user:email",
-    state: "s",
-    code_challenge: challenge,
-    code_challenge_method: "S256",
-  }))
-    authorize.searchParams.set(k, v);
-  const back = await fetch(authorize, { redirect: "manual" });
-  const code = new URL(back.headers.get("location") ?? "").searchParams.get("code") ?? "";
-  const response = await fetch(`${standIn.webUrl}/login/oauth/access_token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-    body: new URLSearchParams({
-      client_id: standIn.clientId,
-      client_secret: standIn.clientSecret,
-      code,
-      redirect_uri: redirectUri,
-      code_verifier: verifier,
-    }),
-  });
-  return (await response.json()) as { access_token: string; refresh_token?: string };
-}
-
 async function refreshAccepted(standIn: GitHubStandIn, refreshToken: string) {
   const response = await fetch(`${standIn.webUrl}/login/oauth/access_token`, {
     method: "POST",
@@ -181,9 +154,9 @@ async function deleteAt(
 describe("the GitHub stand-in's revocation endpoints follow GitHub's REST reference", () => {
   it("/grant deletes every token the app holds for that user, from every login; another user's stay", async () => {
     const standIn = await startStandIn("github-app");
-    const first = await loginAtStandIn(standIn, "octocat");
-    const second = await loginAtStandIn(standIn, "octocat");
-    const hubot = await loginAtStandIn(standIn, "hubot");
+    const first = await loginAtGitHubStandIn(standIn, "octocat", "read:user user:email");
+    const second = await loginAtGitHubStandIn(standIn, "octocat", "read:user user:email");
+    const hubot = await loginAtGitHubStandIn(standIn, "hubot", "read:user user:email");
 
     const body = JSON.stringify({ access_token: first.access_token });
     expect(await deleteAt(standIn, "grant", body)).toBe(204);
@@ -197,8 +170,8 @@ describe("the GitHub stand-in's revocation endpoints follow GitHub's REST refere
 
   it("/token deletes only the access token it names", async () => {
     const standIn = await startStandIn("oauth-app");
-    const first = await loginAtStandIn(standIn, "octocat");
-    const second = await loginAtStandIn(standIn, "octocat");
+    const first = await loginAtGitHubStandIn(standIn, "octocat", "read:user user:email");
+    const second = await loginAtGitHubStandIn(standIn, "octocat", "read:user user:email");
 
     const body = JSON.stringify({ access_token: first.access_token });
     expect(await deleteAt(standIn, "token", body)).toBe(204);
@@ -210,7 +183,7 @@ describe("the GitHub stand-in's revocation endpoints follow GitHub's REST refere
 
   it("both demand the app's Basic credentials and a JSON body naming an access token", async () => {
     const standIn = await startStandIn("github-app");
-    const login = await loginAtStandIn(standIn, "octocat");
+    const login = await loginAtGitHubStandIn(standIn, "octocat", "read:user user:email");
     const body = JSON.stringify({ access_token: login.access_token });
     for (const endpoint of ["grant", "token"] as const) {
       expect(await deleteAt(standIn, endpoint, body, "wrong-secret")).toBe(401);

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -10,13 +10,18 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { compile, parse } from "path-to-regexp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret, generateSigningJwk } from "../../lib/crypto/keys.js";
 import { createRouter, listFunctions, readVercelJson } from "../../lib/dev/routes.js";
-import { installVercelCli, vercelBin } from "../fixtures/vercel-cli.js";
+import {
+  PRODUCTION_NODE_MAJOR,
+  productionNode,
+  vercelBin,
+  vercelBuildOnCleanCopy,
+} from "../fixtures/vercel-cli.js";
 
 /**
  * What Vercel deploys, checked before it is deployed (issues #16 and #18): the pinned CLI's
@@ -28,25 +33,7 @@ import { installVercelCli, vercelBin } from "../fixtures/vercel-cli.js";
  * then each function directory, copied alone, is imported under that Node.js and must answer.
  */
 const projectDir = join(import.meta.dirname, "..", "..");
-/** The Node.js major production runs: what `engines.node` resolves to on Vercel. */
-const PRODUCTION_NODE_MAJOR = 24;
 const execFileAsync = promisify(execFile);
-
-/** The files a clone of the working tree would hold: tracked, or new and not ignored. */
-function cloneFiles(): string[] {
-  const out = execFileSync(
-    "git",
-    ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    {
-      cwd: projectDir,
-      encoding: "utf8",
-    },
-  );
-  return out
-    .split("\0")
-    .filter((file) => file && !/^node_modules(\/|$)/.test(file))
-    .filter((file) => existsSync(join(projectDir, file)));
-}
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -62,18 +49,6 @@ function samplePath(source: string): string {
     .filter((token) => typeof token !== "string")
     .map((token) => String((token as { name: string | number }).name));
   return compile(source, { validate: false })(Object.fromEntries(names.map((n) => [n, "mcp"])));
-}
-
-/** The Node.js binary of production's major: this one, or the `node` package from npm. */
-function productionNode(): string {
-  if (process.versions.node.split(".")[0] === String(PRODUCTION_NODE_MAJOR)) {
-    return process.execPath;
-  }
-  return execFileSync(
-    "npx",
-    ["-y", "-p", `node@${PRODUCTION_NODE_MAJOR}`, "node", "-p", "process.execPath"],
-    { encoding: "utf8", timeout: 240_000 },
-  ).trim();
 }
 
 interface Route {
@@ -92,56 +67,18 @@ describe("vercel build on a clean copy (issues #16, #18)", { timeout: 240_000 },
   const vercelJson = readVercelJson(projectDir);
 
   beforeAll(async () => {
-    installVercelCli();
-    copy = mkdtempSync(join(tmpdir(), "vercel-build-"));
-    for (const file of cloneFiles()) {
-      mkdirSync(dirname(join(copy, file)), { recursive: true });
-      cpSync(join(projectDir, file), join(copy, file));
-    }
-    // What a developer's folder holds besides: nothing of it may be served or uploaded.
-    writeFileSync(join(copy, ".env"), "OAUTH_SECRET=planted-local-secret\n");
-    mkdirSync(join(copy, "test-results"), { recursive: true });
-    writeFileSync(join(copy, "test-results", "planted.txt"), "planted\n");
-    // The installed dependencies, hard-linked (what `npm ci` would put there), without the
-    // tools cached under node_modules/.cache.
-    mkdirSync(join(copy, "node_modules"));
-    const modules = readdirSync(join(projectDir, "node_modules"))
-      .filter((n) => n !== ".cache")
-      .map((n) => join(projectDir, "node_modules", n));
-    try {
-      execFileSync("cp", ["-al", ...modules, join(copy, "node_modules")], { stdio: "ignore" });
-    } catch {
-      // No hard links (another file system, or a cp without -l): a plain copy.
-      for (const module of modules) {
-        cpSync(module, join(copy, "node_modules", basename(module)), {
-          recursive: true,
-          verbatimSymlinks: true,
-        });
-      }
-    }
-    // Project settings as docs/deploy.md says to set them: framework preset Other, no build
-    // command, no output directory (vercel.json names it). `vercel build` reads them from
-    // here instead of pulling them, so it needs no login.
-    mkdirSync(join(copy, ".vercel"));
-    writeFileSync(
-      join(copy, ".vercel", "project.json"),
-      JSON.stringify({ projectId: "prj_test", orgId: "team_test", settings: { framework: null } }),
-    );
-    const result = await execFileAsync(process.execPath, [vercelBin, "build", "--yes"], {
-      cwd: copy,
-      env: {
-        ...process.env,
-        HOME: copy,
-        VERCEL_TELEMETRY_DISABLED: "1",
-        // The install step `vercel build` runs finds everything in place: no registry.
-        npm_config_offline: "true",
+    let log: string;
+    ({ copy, log } = await vercelBuildOnCleanCopy({
+      prefix: "vercel-build-",
+      // What a developer's folder holds besides: nothing of it may be served or uploaded.
+      prepare: (dir) => {
+        writeFileSync(join(dir, ".env"), "OAUTH_SECRET=planted-local-secret\n");
+        mkdirSync(join(dir, "test-results"), { recursive: true });
+        writeFileSync(join(dir, "test-results", "planted.txt"), "planted\n");
       },
       timeout: 200_000,
-      maxBuffer: 16 * 1024 * 1024,
-    }).catch((error: { stdout?: string; stderr?: string; message: string }) => {
-      throw new Error(`vercel build failed: ${error.message}\n${error.stdout}\n${error.stderr}`);
-    });
-    buildLog = `${result.stdout}\n${result.stderr}`;
+    }));
+    buildLog = log;
     output = join(copy, ".vercel", "output");
   }, 360_000);
 
