@@ -25,9 +25,11 @@ export default {
   jsonReporter: { fileName: `test-results/mutation/${name}.json` },
   htmlReporter: { fileName: `test-results/mutation/${name}.html` },
   clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
-  tempDirName: ".stryker-tmp",
+  // One folder per run: concurrent runs (one per file) must not clean up each other's sandbox.
+  tempDirName: `.stryker-tmp/${name}`,
   cleanTempDir: "always",
   ignorePatterns: [
+    "/.stryker-tmp",
     "/test-results",
     "/docs",
     "/.vercel",

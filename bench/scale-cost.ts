@@ -1,3 +1,4 @@
+import { grantLastUsedKey, LAST_USED_WRITE_INTERVAL_MS } from "../lib/oauth/grant-usage.js";
 import type { ScaleReport } from "./scale.js";
 import { round, table } from "./stats.js";
 
@@ -68,6 +69,26 @@ const PROVIDER_CALLS: Record<string, number> = {
   "upstream tool": 1,
 };
 
+/** The operations served by `/mcp`, each of which may write the grant's last-used mark. */
+const MCP_OPS = new Set(["tool call", "upstream refresh", "upstream tool"]);
+
+/** The store family of the last-used mark (`grant-used:<grantId>`, lib/oauth/grant-usage.ts). */
+const LAST_USED_FAMILY = grantLastUsedKey("").replace(/:$/, "");
+
+/** The keys one grant has for its whole life (docs/storage.md), one of each. */
+const PER_GRANT_FAMILIES = ["grant", "subject-grants", "client-grants", LAST_USED_FAMILY];
+
+/**
+ * Last-used writes per `/mcp` call at the stated usage. An instance writes a grant's mark at
+ * most once per LAST_USED_WRITE_INTERVAL_MS: the bench's windows call in bursts (five rounds in
+ * seconds), where most calls write nothing, but a person's calls minutes apart each write one
+ * (a `SET` with its TTL). So the model replaces the measured marks by this.
+ */
+function lastUsedWritesPerCall(): number {
+  const msBetweenCalls = (USAGE.activeHoursPerDay * 3_600_000) / USAGE.toolCallsPerDay;
+  return Math.min(1, msBetweenCalls / LAST_USED_WRITE_INTERVAL_MS);
+}
+
 interface OpCost {
   commands: number;
   storeRequests: number;
@@ -104,7 +125,17 @@ export interface CostModel {
 export function costModel(report: ScaleReport, scales: number[]): CostModel {
   const perOp: Record<string, OpCost> = {};
   for (const w of report.windows) {
-    if (w.op && w.perOp && PROVIDER_CALLS[w.op] !== undefined) perOp[w.op] = w.perOp;
+    if (!w.op || !w.perOp || PROVIDER_CALLS[w.op] === undefined) continue;
+    const count = w.ops.find((o) => o.kind === w.op)?.count ?? 0;
+    const marks = w.store.byFamily[LAST_USED_FAMILY] ?? 0;
+    perOp[w.op] =
+      MCP_OPS.has(w.op) && count > 0
+        ? {
+            ...w.perOp,
+            commands: round((w.store.commands - marks) / count + lastUsedWritesPerCall(), 2),
+            storeRequests: round((w.store.requests - marks) / count + lastUsedWritesPerCall(), 2),
+          }
+        : w.perOp;
   }
   const u = USAGE;
   const hoursOfUse = u.activeDaysPerMonth * u.activeHoursPerDay;
@@ -133,8 +164,9 @@ export function costModel(report: ScaleReport, scales: number[]): CostModel {
         cost.storeRequests * NETWORK.storeRoundTripMs +
         (PROVIDER_CALLS[op] ?? 0) * NETWORK.providerCallMs);
   }
-  // Steady state of one user: a grant and a client, the refresh entries of 30 days of
-  // rotations plus the current one; the rest (rate-limit windows, used codes) lives minutes.
+  // Steady state of one user: a grant with its two index entries and its last-used mark, a
+  // client, the refresh entries of 30 days of rotations plus the current one; the rest
+  // (rate-limit windows, used codes, rotation successors) lives minutes.
   const family = (name: string) => report.memory.families.find((f) => f.family === name);
   const perKey = (name: string, field: "memoryBytes" | "dataBytes") => {
     const f = family(name);
@@ -142,7 +174,9 @@ export function costModel(report: ScaleReport, scales: number[]): CostModel {
   };
   const refreshEntries = 1 + (ops.refresh ?? 0) * (u.grantDays / 30.4);
   const bytes = (field: "memoryBytes" | "dataBytes") =>
-    perKey("grant", field) + perKey("client", field) + refreshEntries * perKey("refresh", field);
+    PER_GRANT_FAMILIES.reduce((sum, name) => sum + perKey(name, field), 0) +
+    perKey("client", field) +
+    refreshEntries * perKey("refresh", field);
   const perUserMonth = {
     ops,
     commands,

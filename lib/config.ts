@@ -293,14 +293,16 @@ const HINTS: Record<string, string> = {
 /** A host name in DNS form (lower-case labels of letters, digits and inner hyphens). */
 const DOMAIN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** A comma-separated list, trimmed and lower-cased, blanks dropped. */
+/** The items of a comma-separated variable, trimmed, blanks dropped. */
+const commaItems = (v: string): string[] =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** A comma-separated list, lower-cased. */
 const lowerCaseList = optionalString.transform((v) =>
-  v === undefined
-    ? undefined
-    : v
-        .split(",")
-        .map((s) => s.trim().toLowerCase())
-        .filter(Boolean),
+  v === undefined ? undefined : commaItems(v.toLowerCase()),
 );
 
 const httpUrl = optionalString.pipe(
@@ -401,12 +403,7 @@ const EnvSchema = z.object({
   MCP_ALLOWED_ORIGINS: optionalString.pipe(
     z
       .string()
-      .transform((v) =>
-        v
-          .split(",")
-          .map((s) => s.trim())
-          .filter(Boolean),
-      )
+      .transform(commaItems)
       .pipe(z.array(origin))
       .optional()
       .transform((v) => (v ?? []).map((o) => o.replace(/\/$/, ""))),
@@ -805,7 +802,7 @@ export type UpstreamEnv = Pick<
 
 /**
  * Each provider preset names what it needs; a missing piece is reported in its terms
- * (REQUIREMENTS §6: our deployment is ONE client of the provider, whichever it is).
+ * (our deployment is ONE client of the provider, whichever it is: lib/upstream/types.ts).
  */
 function upstreamPreset(
   e: z.infer<typeof EnvSchema>,

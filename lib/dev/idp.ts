@@ -16,6 +16,8 @@ export interface DevIdentityProvider {
   registrations(): number;
   clientId: string;
   clientSecret: string;
+  /** The provider itself, for a caller that listens to its events (bench/scale-idp.ts). */
+  provider: Provider;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,12 @@ export interface DevIdentityProviderOptions {
    * a JSON boolean. Every user is verified by default.
    */
   emailVerified?: (accountId: string) => boolean | string;
+  /**
+   * Where the provider keeps grants, sessions and tokens; oidc-provider's development adapter
+   * (an LRU of 1000 entries for the whole provider) when absent, enough for one person or a
+   * test, not for the scale simulation's hundreds of users (bench/scale-idp.ts).
+   */
+  adapter?: Configuration["adapter"];
 }
 
 export async function startDevIdentityProvider(
@@ -51,6 +59,7 @@ export async function startDevIdentityProvider(
   });
 
   const configuration: Configuration = {
+    ...(options.adapter ? { adapter: options.adapter } : {}),
     clients: [
       {
         client_id: clientId,
@@ -192,6 +201,7 @@ export async function startDevIdentityProvider(
     registrations: () => registrations,
     clientId,
     clientSecret,
+    provider,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,6 +1,7 @@
 import { type Config, ConfigError, getConfig } from "../config.js";
 import { currentRequestId, log, withRequestContext } from "../log.js";
 import { startTracing, tracing } from "../telemetry/tracing.js";
+import { withHeaders } from "./headers.js";
 import { DEFAULT_CONTENT_SECURITY_POLICY, withSecurityHeaders } from "./security-headers.js";
 
 /** What Vercel's Node.js runtime calls for `export default { fetch }`. */
@@ -24,7 +25,8 @@ export function webHandler(
         const started = performance.now();
         let response = await traced(request, () => serve(request, handle));
         // The id may have become the caller's trace id while the request was handled.
-        response = withHeader(response, "X-Request-Id", currentRequestId() ?? requestId);
+        const id = currentRequestId() ?? requestId;
+        response = withHeaders(response, (headers) => headers.set("X-Request-Id", id));
         log.info("request", {
           method: request.method,
           // Never the query string: it can carry codes and state.
@@ -84,23 +86,4 @@ async function serve(
     );
   }
   return withSecurityHeaders(await handle(request, config), request, config);
-}
-
-/**
- * Sets a header on `response`, copying it first when its headers are immutable (those of
- * `Response.redirect()` and of `fetch()` results are).
- */
-export function withHeader(response: Response, name: string, value: string): Response {
-  try {
-    response.headers.set(name, value);
-    return response;
-  } catch {
-    const copy = new Response(response.body, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: new Headers(response.headers),
-    });
-    copy.headers.set(name, value);
-    return copy;
-  }
 }

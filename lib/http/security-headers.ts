@@ -1,5 +1,6 @@
 import type { Config } from "../config.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
+import { withHeaders } from "./headers.js";
 
 /**
  * Security headers every response of ours carries, whichever function answers (issue #6, item 6).
@@ -34,19 +35,9 @@ export function withSecurityHeaders(
   if (isHttps(request, config)) headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY;
   const missing = Object.entries(headers).filter(([name]) => !response.headers.has(name));
   if (missing.length === 0) return response;
-  try {
-    for (const [name, value] of missing) response.headers.set(name, value);
-    return response;
-  } catch {
-    // Immutable headers (a Response from fetch() or Response.redirect()): copy them.
-    const copy = new Headers(response.headers);
-    for (const [name, value] of missing) copy.set(name, value);
-    return new Response(response.body, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: copy,
-    });
-  }
+  return withHeaders(response, (h) => {
+    for (const [name, value] of missing) h.set(name, value);
+  });
 }
 
 /** Whether the request came in on an https public URL (ours, else the URL it was sent to). */

@@ -5,7 +5,8 @@ import { log, shortId } from "../log.js";
 import { deploymentSecrets } from "../oauth/deployment-secrets.js";
 import { grantUsage } from "../oauth/grant-usage.js";
 import type { Store } from "../store/types.js";
-import { type ToolSpan, tracing } from "../telemetry/tracing.js";
+import { tracing } from "../telemetry/tracing.js";
+import type { ToolSpan } from "../telemetry/types.js";
 import { callerOf } from "./auth.js";
 
 /**

@@ -19,6 +19,10 @@ export interface McpCaller {
   grantId?: string;
 }
 
+/** The scopes of a first login as one `scope` value (RFC 6749 §3.3). */
+// Stryker disable next-line StringLiteral: FIRST_LOGIN_SCOPES has a single scope, so no separator is ever written
+const FIRST_LOGIN_SCOPE = FIRST_LOGIN_SCOPES.join(" ");
+
 export type McpAuthResult =
   | { ok: true; authInfo: AuthInfo; urls: PublicUrls }
   | { ok: false; response: Response };
@@ -55,7 +59,8 @@ export class VerifiedTokenCache {
 
   /** The cache key of `token` verified for `urls`: a hash, never the token itself. */
   static key(token: string, urls: PublicUrls): string {
-    return `${sha256(token)} ${urls.issuer} ${urls.resourceAliases.join(" ")}`;
+    // JSON: no two (token, issuer, audiences) share a key, whatever characters they hold.
+    return JSON.stringify([sha256(token), urls.issuer, urls.resourceAliases]);
   }
 
   get(key: string, signingKeys: SigningKeys, nowMs: number): VerifiedAccessToken | undefined {
@@ -71,10 +76,10 @@ export class VerifiedTokenCache {
     const expiresAtMs = token.exp * 1000;
     if (!(expiresAtMs > nowMs)) return;
     this.#entries.delete(key);
-    while (this.#entries.size >= this.maxEntries) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done) break;
-      this.#entries.delete(oldest.value);
+    // A Map iterates in insertion order and a hit re-inserts its entry: least recently used first.
+    for (const oldest of this.#entries.keys()) {
+      if (this.#entries.size < this.maxEntries) break;
+      this.#entries.delete(oldest);
     }
     this.#entries.set(key, { token: Object.freeze({ ...token }), signingKeys, expiresAtMs });
   }
@@ -130,10 +135,16 @@ async function authenticate(
     `Bearer ${Object.entries({
       resource_metadata: urls.protectedResourceMetadata,
       // MCP 2026-07-28 basic/authorization: a 401 names what a first login needs, no more.
-      scope: FIRST_LOGIN_SCOPES.join(" "),
+      scope: FIRST_LOGIN_SCOPE,
       ...params,
     })
-      .map(([k, v]) => `${k}="${v.replace(/["\\]/g, "")}"`)
+      .map(([k, v]) => {
+        // RFC 6750 §3 quoted-string. A safety net: no value here holds `"` or `\` (fixed texts,
+        // jose error codes, and URLs, which hold neither).
+        // Stryker disable next-line StringLiteral: so nothing is ever replaced
+        const quoted = v.replace(/["\\]/g, "");
+        return `${k}="${quoted}"`;
+      })
       .join(", ")}`;
 
   const invalidToken = (reason: string): McpAuthResult => {
@@ -156,13 +167,15 @@ async function authenticate(
     };
   };
 
+  // Fetch's Headers strip leading and trailing whitespace from every value already. RFC 6750
+  // §2.1 b64token; the i flag, there for the scheme's name, makes a-z every ALPHA.
   const header = request.headers.get("authorization");
-  const match = header ? /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header.trim()) : null;
+  const match = header ? /^Bearer ([a-z0-9\-._~+/]+=*)$/i.exec(header) : null;
   if (!match?.[1]) {
     // A Bearer credential that is not even b64token syntax (RFC 6750 §2.1) was still a token
     // sent and found bad: 401 invalid_token, as for any other invalid token (MCP
     // basic/authorization), so the client knows to get a new one rather than to add one.
-    if (header !== null && /^Bearer\s+\S/i.test(header.trim())) {
+    if (header?.match(/^Bearer\s+\S/i)) {
       return invalidToken("it is not a well-formed bearer token");
     }
     // RFC 6750 §3.1: no error code when the request carried no token (or another scheme).
@@ -175,15 +188,8 @@ async function authenticate(
     };
   }
   let token: Readonly<VerifiedAccessToken>;
-  const cacheKey = cache ? VerifiedTokenCache.key(match[1], urls) : "";
-  const cached = cache?.get(cacheKey, config.oauth.signingKeys, Date.now());
   try {
-    if (cached) {
-      token = cached;
-    } else {
-      token = await verifyAccessToken(match[1], config, urls);
-      cache?.set(cacheKey, config.oauth.signingKeys, token, Date.now());
-    }
+    token = await verifyCached(match[1], config, urls, cache);
   } catch (error) {
     if (!(error instanceof InvalidAccessTokenError)) throw error;
     return invalidToken(error.message);
@@ -192,7 +198,7 @@ async function authenticate(
   // Every tool needs at least the first-login scopes (or a scope that implies them); a tool
   // that needs more is refused by its own scope challenge (lib/mcp/registrar.ts).
   if (!coversScopes(scopes, FIRST_LOGIN_SCOPES)) {
-    const description = `This needs the ${FIRST_LOGIN_SCOPES.join(" ")} scope`;
+    const description = `This needs the ${FIRST_LOGIN_SCOPE} scope`;
     return {
       ok: false,
       response: Response.json(
@@ -227,6 +233,22 @@ async function authenticate(
       extra: { ...caller },
     },
   };
+}
+
+/** {@link verifyAccessToken}, answered from `cache` when it holds the token for `urls`. */
+async function verifyCached(
+  token: string,
+  config: Config,
+  urls: PublicUrls,
+  cache: VerifiedTokenCache | null,
+): Promise<Readonly<VerifiedAccessToken>> {
+  if (!cache) return verifyAccessToken(token, config, urls);
+  const key = VerifiedTokenCache.key(token, urls);
+  const cached = cache.get(key, config.oauth.signingKeys, Date.now());
+  if (cached) return cached;
+  const verified = await verifyAccessToken(token, config, urls);
+  cache.set(key, config.oauth.signingKeys, verified, Date.now());
+  return verified;
 }
 
 /** The caller of a tool, from the `authInfo` the transport hands it. */

@@ -12,6 +12,7 @@ import {
 } from "@modelcontextprotocol/server";
 import type { Config } from "../config.js";
 import { applyCors, type CorsPolicy, preflightResponse } from "../http/cors.js";
+import { withHeaders } from "../http/headers.js";
 import { adoptTraceparent, log } from "../log.js";
 import { resolvePublicUrls } from "../oauth/origin.js";
 import { isToolCall, observeMcpRequest } from "./audit.js";
@@ -225,12 +226,12 @@ export function createMcpHandler(
         response = await limitFailedAuth(request, config, auth.response);
       } else response = auth.response;
     }
-    const headers = new Headers(response.headers);
-    // Answers carry the caller's data (whoami, the provider profile): no cache may keep them
-    // (RFC 9111 §5.2.2.5); SSE's default `no-cache` still allows storing.
-    headers.set("Cache-Control", "no-store");
-    if (origin !== null) applyCors(headers, origin, CORS);
-    return new Response(response.body, { status: response.status, headers });
+    return withHeaders(response, (headers) => {
+      // Answers carry the caller's data (whoami, the provider profile): no cache may keep them
+      // (RFC 9111 §5.2.2.5); SSE's default `no-cache` still allows storing.
+      headers.set("Cache-Control", "no-store");
+      if (origin !== null) applyCors(headers, origin, CORS);
+    });
   };
 }
 
@@ -242,7 +243,7 @@ export function createMcpHandler(
  */
 async function browserPointer(request: Request, config: Config): Promise<Response | null> {
   if (!request.headers.get("accept")?.toLowerCase().includes("text/html")) return null;
-  const { mcpBrowserPointer, prefersHtml } = await import("../front-page/mcp-pointer.js");
+  const { mcpBrowserPointer, prefersHtml } = await import("./browser-pointer.js");
   if (!prefersHtml(request.headers.get("accept"))) return null;
   const urls = resolvePublicUrls(request, config);
   return urls ? mcpBrowserPointer(urls) : null;

@@ -92,7 +92,7 @@ export async function verifyAccessToken(
     const aud = Array.isArray(payload.aud) ? payload.aud[0] : payload.aud;
     return { ...(payload as unknown as VerifiedAccessToken), aud: aud as string };
   } catch (error) {
-    if (error instanceof InvalidAccessTokenError) throw error;
+    // The key resolver's InvalidAccessTokenError is no JOSEError: jose and the last line pass it on.
     if (error instanceof joseErrors.JWTExpired) throw new InvalidAccessTokenError("token expired");
     if (error instanceof joseErrors.JOSEError) {
       throw new InvalidAccessTokenError(`token invalid (${error.code})`);

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Config } from "../config.js";
 import type { ConnectionsLogin } from "../connections/login.js";
 import { randomToken, safeEqual, sha256 } from "../crypto/random.js";
-import { readForm, singleValued } from "../http/body.js";
+import { BadRequestError, readForm, singleValued } from "../http/body.js";
 import { log } from "../log.js";
 import { expandScopes, SCOPE_CATALOGUE } from "../scopes.js";
 import { StoreUnavailableError } from "../store/types.js";
@@ -85,7 +85,7 @@ function describeScope(name: string): string {
  * whether or not it asked for `offline_access` (lib/oauth/token.ts), and that stays so: SEP-2207
  * (MCP) makes `grant_types` the client's signal and `offline_access` an optional extra a client
  * MAY add, resource servers must not name `offline_access` (PRM `scopes_supported`, challenges:
- * MCP 2026-07-28, REQUIREMENTS §3, §9), and clients do not send it reliably: the TypeScript SDK
+ * MCP 2026-07-28 basic/authorization), and clients do not send it reliably: the TypeScript SDK
  * client (1.32) asks for exactly the challenge's or PRM's scopes, and SEP-2207 reports Cursor,
  * Claude and VS Code not asking for it; only mcp-remote always appends it. Refusing them refresh
  * tokens would sign their users in again every ACCESS_TOKEN_TTL. So the page says how long,
@@ -181,7 +181,7 @@ export function signInPageError(error: unknown): Response {
       { "Retry-After": String(error.retryAfterSeconds) },
     );
   }
-  if (error instanceof OAuthError) {
+  if (error instanceof OAuthError || error instanceof BadRequestError) {
     return errorPage(error.status, "Invalid request", error.description);
   }
   throw error;
@@ -197,7 +197,7 @@ async function authorizeGet(
   try {
     params = singleValued(new URL(request.url).searchParams);
   } catch (error) {
-    const description = error instanceof OAuthError ? error.description : "Malformed request";
+    const description = error instanceof BadRequestError ? error.description : "Malformed request";
     return errorPage(400, "Invalid authorization request", description);
   }
   const validation = await validateAuthorizationRequest(params, urls, deps, request);

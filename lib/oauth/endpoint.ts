@@ -33,10 +33,11 @@ export async function postEndpoint(
     if (request.method !== "POST") {
       throw new OAuthError("invalid_request", "Use POST", 405, { Allow: "POST, OPTIONS" });
     }
-    const buckets = limit ? [limit.bucket].flat() : [];
-    for (const bucket of buckets) {
-      const denied = await limit?.limiter.check(bucket, request);
-      if (denied) throw rateLimited(denied);
+    if (limit) {
+      for (const bucket of [limit.bucket].flat()) {
+        const denied = await limit.limiter.check(bucket, request);
+        if (denied) throw rateLimited(denied);
+      }
     }
     response = await handle(urls);
   } catch (error) {

@@ -1,3 +1,4 @@
+import { BadRequestError } from "../http/body.js";
 import { log } from "../log.js";
 import { StoreUnavailableError } from "../store/types.js";
 
@@ -31,7 +32,7 @@ export function oauthJson(
 
 /**
  * Renders any error thrown by an OAuth endpoint as a JSON error: an {@link OAuthError} as is, a
- * store outage as 503 `temporarily_unavailable` with Retry-After, anything else as 500
+ * body or query that cannot be read as `invalid_request` (RFC 6749 §5.2), a store outage as 503 `temporarily_unavailable` with Retry-After, anything else as 500
  * `server_error` (logged by class name only: messages can carry request data).
  */
 export function toOAuthErrorResponse(error: unknown): Response {
@@ -39,6 +40,12 @@ export function toOAuthErrorResponse(error: unknown): Response {
     const body: Record<string, string> = { error: error.error };
     if (error.description) body.error_description = error.description;
     return oauthJson(body, error.status, error.headers);
+  }
+  if (error instanceof BadRequestError) {
+    return oauthJson(
+      { error: "invalid_request", error_description: error.description },
+      error.status,
+    );
   }
   if (error instanceof StoreUnavailableError) {
     log.error("store.unavailable", { reason: error.reason });

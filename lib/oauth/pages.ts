@@ -180,7 +180,6 @@ export interface ConsentView {
   csrfToken: string;
 }
 
-/** REQUIREMENTS §6: name the client, its redirect host and the scopes, before anything else. */
 /**
  * One requested scope on the consent page. In a step-up (some scopes approved before), the new
  * ones are marked "new" and the old ones "approved before", so the person sees what changes.
@@ -194,6 +193,10 @@ function scopeItem(scope: ConsentView["scopes"][number], stepUp: boolean): strin
   return `<li${stepUp && !scope.approvedBefore ? ' class="new-scope"' : ""}>${escapeHtml(scope.description)} <span class="muted scope">(${escapeHtml(scope.name)})</span>${badge}</li>`;
 }
 
+/**
+ * MCP security best practices, "Confused Deputy Problem": per-client consent names the client,
+ * its redirect host and the scopes, before anything else.
+ */
 export function consentPage(view: ConsentView, setCookies: string[]): Response {
   const stepUp = view.scopes.some((s) => s.approvedBefore);
   const redirect = describeRedirect(view.redirectUri);

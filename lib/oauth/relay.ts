@@ -63,15 +63,14 @@ function verifiedPayload(secrets: Secrets, state: string): Partial<StatePayload>
   // key signed: the check fails like any forgery, so there is no separate case for it.
   const dot = state.lastIndexOf(".");
   if (!secrets.relay.verify(state.slice(0, dot), state.slice(dot + 1))) return null;
+  // Only a holder of the relay key wrote this, but every preview is one: anything JSON may come
+  // out (null, a number), and the caller checks each field's type; text that is not JSON is no
+  // payload at all.
+  let payload: unknown = null;
   try {
-    // Only a holder of the relay key wrote this, but every preview is one: anything JSON may
-    // come out (null, a number), and the caller checks each field's type.
-    return JSON.parse(
-      Buffer.from(state.slice(0, dot), "base64url").toString(),
-    ) as Partial<StatePayload> | null;
-  } catch {
-    return null;
-  }
+    payload = JSON.parse(Buffer.from(state.slice(0, dot), "base64url").toString());
+  } catch {}
+  return payload as Partial<StatePayload> | null;
 }
 
 /**

@@ -94,17 +94,19 @@ export async function checkSignIn(
 ): Promise<SignInVerdict> {
   const policy = config.signIn;
   const email = identity.email;
-  const asksGitHub =
-    policy.githubOrgs.length > 0 &&
-    config.upstream.provider === "github" &&
-    emailRule(policy, email) === null;
-  if (!asksGitHub) return decideSignIn(policy, { email });
-  const states = await Promise.all(
-    policy.githubOrgs.map((org) =>
-      readGitHubOrgMembership(config.upstream, tokens.accessToken, org),
+  // Only a token GitHub issued goes to GitHub. With no organization listed, the map below reads
+  // nothing and the decision is the email's alone.
+  if (config.upstream.provider !== "github" || emailRule(policy, email) !== null) {
+    return decideSignIn(policy, { email });
+  }
+  const memberships = new Map(
+    await Promise.all(
+      policy.githubOrgs.map(
+        async (org) =>
+          [org, await readGitHubOrgMembership(config.upstream, tokens.accessToken, org)] as const,
+      ),
     ),
   );
-  const memberships = new Map(policy.githubOrgs.map((org, i) => [org, states[i] ?? "unreadable"]));
   return decideSignIn(policy, { email, memberships });
 }
 

@@ -156,7 +156,9 @@ async function authorizationCodeGrant(
   if (!safeEqual(challenge, code.codeChallenge)) {
     return failWith(invalidGrant("PKCE verification failed"));
   }
-  if (form.resource !== undefined && !sameResource(form.resource, code.resource, urls)) {
+  // RFC 8707 §2.2: the code's resource is one of this origin's names (checked above), so any of
+  // them names the same resource.
+  if (form.resource !== undefined && !urls.resourceAliases.includes(form.resource)) {
     return failWith(
       new OAuthError("invalid_target", "resource differs from the authorization request"),
     );
@@ -180,7 +182,7 @@ async function refreshTokenGrant(
   deps: OAuthDeps,
 ): Promise<IssuedTokens> {
   if (!form.refresh_token) throw new OAuthError("invalid_request", "refresh_token is required");
-  // Two attempts: losing the compare-and-swap to a racing duplicate sends the second attempt
+  // Three attempts: losing the compare-and-swap to a racing duplicate sends the next attempt
   // into the grace branch, which answers with the winner's tokens.
   for (let attempt = 0; attempt < 3; attempt++) {
     const result = await rotateRefreshToken(
@@ -210,10 +212,8 @@ async function refreshTokenGrant(
           throw invalidGrant("The refresh token was issued at another address of this server");
         }
         const scope = downscope(form.scope, result.grant.scope);
-        if (
-          form.resource !== undefined &&
-          !sameResource(form.resource, result.grant.resource, urls)
-        ) {
+        // As at code redemption: the grant's resource is one of this origin's names.
+        if (form.resource !== undefined && !urls.resourceAliases.includes(form.resource)) {
           throw new OAuthError("invalid_target", "resource differs from the grant's");
         }
         const tokens = await mint(result.grant, scope, urls, config, result.refreshToken);
@@ -248,8 +248,8 @@ async function clientCredentialsGrant(
   if (client.token_endpoint_auth_method === "none") {
     throw new OAuthError("unauthorized_client", "This client may not use client_credentials");
   }
-  const allowed = (client.scope ?? FIRST_LOGIN_SCOPES.join(" ")).split(" ").filter(Boolean);
-  const scope = form.scope === undefined ? allowed : downscope(form.scope, allowed);
+  const allowed = client.scope?.split(" ").filter(Boolean) ?? [...FIRST_LOGIN_SCOPES];
+  const scope = downscope(form.scope, allowed);
   const resource = form.resource ?? urls.resource;
   if (!urls.resourceAliases.includes(resource)) {
     throw new OAuthError(
@@ -263,7 +263,7 @@ async function clientCredentialsGrant(
     sub: `${CLIENT_SUBJECT_PREFIX}${client.client_id}`,
     client_id: client.client_id,
     scope: scope.join(" "),
-    ...(client.client_name ? { name: client.client_name } : {}),
+    name: client.client_name,
   });
   return {
     access_token: accessToken,
@@ -284,13 +284,6 @@ function downscope(requested: string | undefined, granted: string[]): string[] {
   return parsed.scopes;
 }
 
-function sameResource(requested: string, granted: string, urls: PublicUrls): boolean {
-  return (
-    requested === granted ||
-    (urls.resourceAliases.includes(requested) && urls.resourceAliases.includes(granted))
-  );
-}
-
 async function mint(
   grant: GrantRecord,
   scope: string[],
@@ -306,14 +299,14 @@ async function mint(
     name: grant.name,
     email: grant.email,
   });
-  const tokens: IssuedTokens = {
+  return {
     access_token: accessToken,
     token_type: "Bearer",
     expires_in: expiresIn,
     scope: scope.join(" "),
+    // Undefined for a client without the refresh_token grant: JSON leaves it out.
+    refresh_token: refreshToken,
   };
-  if (refreshToken) tokens.refresh_token = refreshToken;
-  return tokens;
 }
 
 /** Best effort: the grant is already gone here; the provider's session ends where it can. */

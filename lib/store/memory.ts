@@ -7,6 +7,12 @@ import {
   type Transition,
 } from "./types.js";
 
+/** {@link MemoryStore.snapshot}: live keys only. */
+export interface StoreSnapshot {
+  values: Map<string, { value: string; ttlMs: number }>;
+  sets: Map<string, { members: Map<string, number>; ttlMs: number }>;
+}
+
 interface Entry {
   value: string;
   expiresAt: number;
@@ -115,6 +121,28 @@ export class MemoryStore implements Store {
     }
     entry.value = String(count + 1);
     return { count: count + 1, ttlSeconds: Math.max(1, Math.ceil((entry.expiresAt - now) / 1000)) };
+  }
+
+  /**
+   * Every live key, with its value or (for a set) its members and their expiries in epoch
+   * seconds, and the milliseconds it has left (a set lives as long as its latest member): what
+   * tests/fixtures/store-audit.ts reads from redis-server, read from this store instead.
+   */
+  snapshot(): StoreSnapshot {
+    const now = this.#now();
+    const values = new Map<string, { value: string; ttlMs: number }>();
+    for (const key of [...this.#entries.keys()]) {
+      const entry = this.#live(key, now);
+      if (entry) values.set(key, { value: entry.value, ttlMs: entry.expiresAt - now });
+    }
+    const sets = new Map<string, { members: Map<string, number>; ttlMs: number }>();
+    for (const key of [...this.#sets.keys()]) {
+      const set = this.#liveSet(key);
+      if (!set) continue;
+      const members = new Map([...set].map(([member, ms]) => [member, ms / 1000]));
+      sets.set(key, { members, ttlMs: Math.max(...set.values()) - now });
+    }
+    return { values, sets };
   }
 
   #set(key: string, value: string, ttlSeconds: number): void {

@@ -16,7 +16,7 @@ import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { registerOTel } from "@vercel/otel";
 import { adoptTraceparent, parseTraceparent, setLogTraceId } from "../log.js";
 import { endingWith } from "./response-end.js";
-import type { ToolSpan, ToolSpanEnd, Tracing } from "./tracing.js";
+import type { ToolSpan, ToolSpanEnd, Tracing } from "./types.js";
 
 /**
  * The OpenTelemetry side of lib/telemetry/tracing.ts, loaded only when an exporter is configured.

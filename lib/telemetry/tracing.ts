@@ -1,5 +1,6 @@
 import type { TelemetryConfig } from "../config.js";
 import { log } from "../log.js";
+import type { Tracing } from "./types.js";
 
 /**
  * OpenTelemetry tracing, off unless the operator configures an exporter (docs/security.md,
@@ -20,40 +21,6 @@ import { log } from "../log.js";
  *   carries one (MCP SEP-414), linked to the request span then.
  * No token, code, cookie, header value or argument value is ever an attribute.
  */
-export interface Tracing {
-  /** Serves `request` inside its span, which ends with the response (or its stream). */
-  inRequestSpan(request: Request, serve: () => Promise<Response>): Promise<Response>;
-  /** Starts the span of one `tools/call`; `meta` is the request's `params._meta`. */
-  startToolSpan(start: ToolSpanStart): ToolSpan;
-}
-
-export interface ToolSpanStart {
-  meta: Record<string, unknown> | undefined;
-  jsonRpcId: string | number | null;
-  era: "legacy" | "modern";
-  clientId: string | undefined;
-  /** Already truncated (`shortId`). */
-  grant: string | undefined;
-  argumentsHash: string;
-}
-
-export interface ToolSpan {
-  /** Runs the tool with this span as the active one, so spans the tool makes are its children. */
-  run<T>(fn: () => T): T;
-  end(result: ToolSpanEnd): void;
-}
-
-export interface ToolSpanEnd {
-  /**
-   * The tool's name when a tool of that name is registered; undefined for a name no tool has,
-   * which is the caller's input and stays out of the span. Known only once the server is built.
-   */
-  tool: string | undefined;
-  decision: string;
-  outcome: string;
-  reason?: string | undefined;
-}
-
 let active: Tracing | null = null;
 let starting: Promise<void> | null = null;
 

@@ -1,6 +1,7 @@
 /**
  * The identity provider we send people to for the actual login. Our deployment is ONE client of
- * it (REQUIREMENTS §6): MCP clients never talk to it and never see its tokens.
+ * it (MCP security best practices, "Confused Deputy Problem"): MCP clients never talk to it and
+ * never see its tokens.
  */
 export interface Upstream {
   /** Where to send the browser, with our own client id, PKCE challenge, state and nonce. */

@@ -1,80 +1,37 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../lib/config.js";
 import { handleConnections } from "../../lib/connections/handler.js";
-import { generateSecret, generateSigningJwk } from "../../lib/crypto/keys.js";
-import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/dev/idp.js";
-import { createRateLimiter } from "../../lib/http/rate-limit.js";
+import type { DevIdentityProvider } from "../../lib/dev/idp.js";
 import { handleCallback } from "../../lib/oauth/callback.js";
-import { deploymentSecrets } from "../../lib/oauth/deployment-secrets.js";
-import { type OAuthDeps, staticClientMap } from "../../lib/oauth/deps.js";
-import { MemoryStore } from "../../lib/store/memory.js";
-import { prefixed } from "../../lib/store/prefixed.js";
-import { createUpstream } from "../../lib/upstream/index.js";
 import { TestBrowser } from "../fixtures/browser.js";
-import { testConfig } from "../fixtures/config.js";
+import {
+  PREVIEW,
+  PREVIEW_HOST,
+  PRODUCTION,
+  type PreviewDeployments,
+  startPreviewDeployments,
+} from "../fixtures/preview-deployments.js";
 import { signInToConnections } from "./sign-in.js";
 
 /**
- * The `/connections` sign-in on a preview deployment, set up as tests/oauth/preview-relay.test.ts
- * sets up an MCP client's: the provider knows only production's callback, production relays the
- * sign-in to the preview that started it, and the preview's session works on the preview only.
+ * The `/connections` sign-in on a preview deployment (tests/fixtures/preview-deployments.ts), as
+ * tests/oauth/preview-relay.test.ts tests an MCP client's: the provider knows only production's
+ * callback, production relays the sign-in to the preview that started it, and the preview's
+ * session works on the preview only.
  */
-const RELAY_SECRET = generateSecret();
-const PRODUCTION = "https://mcp.example.com";
-const PREVIEW_HOST = "my-mcp-git-feature-acme.vercel.app";
-const PREVIEW = `https://${PREVIEW_HOST}`;
-
 let idp: DevIdentityProvider;
-const deployments = new Map<string, { config: Config; deps: OAuthDeps }>();
-
-function deployment(env: Record<string, string>, prefix: string, shared: MemoryStore) {
-  const config = testConfig({
-    UPSTREAM_ISSUER: idp.issuer,
-    UPSTREAM_CLIENT_ID: idp.clientId,
-    UPSTREAM_CLIENT_SECRET: idp.clientSecret,
-    UPSTREAM_SCOPES: "openid profile email",
-    OAUTH_CALLBACK_URL: `${PRODUCTION}/callback`,
-    OAUTH_RELAY_HOSTS: "my-mcp-*-acme.vercel.app",
-    OAUTH_RELAY_SECRET: RELAY_SECRET,
-    OAUTH_SECRET: generateSecret(),
-    OAUTH_SIGNING_KEYS: JSON.stringify([generateSigningJwk()]),
-    ...env,
-  });
-  const deps: OAuthDeps = {
-    store: prefixed(shared, prefix),
-    upstream: createUpstream(config.upstream),
-    secrets: deploymentSecrets(config),
-    cimd: { allowLoopback: false },
-    staticClients: staticClientMap(config),
-    rateLimiter: createRateLimiter(config),
-  };
-  return { config, deps };
-}
-
-async function route(url: string, init?: RequestInit): Promise<Response> {
-  const target = new URL(url);
-  const d = deployments.get(target.origin);
-  if (!d) return fetch(url, init);
-  const request = new Request(url, init);
-  if (target.pathname === "/callback") return handleCallback(request, d.config, d.deps);
-  if (target.pathname === "/connections") return handleConnections(request, d.config, d.deps);
-  return new Response("not found", { status: 404 });
-}
+let route: PreviewDeployments["route"];
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  idp = await startDevIdentityProvider({ redirectUris: [`${PRODUCTION}/callback`] });
-  const shared = new MemoryStore();
-  deployments.set(PRODUCTION, deployment({ PUBLIC_URL: PRODUCTION }, "mcp:prod:", shared));
-  deployments.set(
-    PREVIEW,
-    deployment(
-      { VERCEL_ENV: "preview", VERCEL_GIT_COMMIT_REF: "feature", VERCEL_URL: PREVIEW_HOST },
-      "mcp:preview:feature:",
-      shared,
-    ),
-  );
+  ({ idp, route, close } = await startPreviewDeployments((pathname) => {
+    if (pathname === "/callback") return (request, d) => handleCallback(request, d.config, d.deps);
+    if (pathname === "/connections") {
+      return (request, d) => handleConnections(request, d.config, d.deps);
+    }
+    return undefined;
+  }));
 });
-afterAll(() => idp.close());
+afterAll(() => close());
 
 describe("/connections on a preview deployment", () => {
   it("signs in through production's callback, relayed back to the preview", async () => {

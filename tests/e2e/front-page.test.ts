@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { mcpBrowserPointer } from "../../lib/front-page/mcp-pointer.js";
+import { mcpBrowserPointer } from "../../lib/mcp/browser-pointer.js";
 import { urlsForOrigin } from "../../lib/oauth/origin.js";
 import { ARTIFACTS, chromiumAvailable, launchChromium } from "../fixtures/chromium.js";
 import { freePort } from "../fixtures/redis-server.js";

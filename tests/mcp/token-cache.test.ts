@@ -217,6 +217,23 @@ describe("verified-token cache", () => {
     expect(() => new VerifiedTokenCache(0)).toThrow(RangeError);
   });
 
+  it("verifies every request when built without a cache", async () => {
+    const token = await testAccessToken(config);
+    for (let i = 0; i < 3; i++) expect((await uncached(mcpRequest(token), config)).ok).toBe(true);
+    expect(verifications).toHaveBeenCalledTimes(3);
+  });
+
+  it("lets an unexpected verification failure through rather than answer it as a bad token", async () => {
+    // A fault no real token can cause (verifyAccessToken throws only InvalidAccessTokenError for
+    // any input): a bug must surface as an error, not as a 401 telling the client to log in.
+    const bug = new TypeError("a bug in the verifier");
+    const token = await testAccessToken(config);
+    for (const authenticate of [uncached, newAuthenticator().authenticate]) {
+      verifications.mockRejectedValueOnce(bug);
+      await expect(authenticate(mcpRequest(token), config)).rejects.toBe(bug);
+    }
+  });
+
   it("is what the deployed /mcp uses: many calls with one token, one verification", async () => {
     const token = await testAccessToken(config, LOCALHOST, { sub: "deployed-handler" });
     for (let i = 0; i < 5; i++) {

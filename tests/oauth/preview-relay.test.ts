@@ -1,99 +1,49 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import type { Config } from "../../lib/config.js";
-import { generateSecret, generateSigningJwk } from "../../lib/crypto/keys.js";
-import { type DevIdentityProvider, startDevIdentityProvider } from "../../lib/dev/idp.js";
-import { createRateLimiter } from "../../lib/http/rate-limit.js";
+import { generateSigningJwk } from "../../lib/crypto/keys.js";
 import { handleMcpRequest } from "../../lib/mcp/handler.js";
 import { handleAuthorize } from "../../lib/oauth/authorize.js";
 import { handleCallback } from "../../lib/oauth/callback.js";
-import { deploymentSecrets } from "../../lib/oauth/deployment-secrets.js";
-import { type OAuthDeps, staticClientMap } from "../../lib/oauth/deps.js";
 import { handleAuthorizationServerMetadata } from "../../lib/oauth/metadata.js";
 import { handleRegister } from "../../lib/oauth/register.js";
 import { createUpstreamState, encodeUpstreamState, hostMatches } from "../../lib/oauth/relay.js";
 import { handleToken } from "../../lib/oauth/token.js";
-import { MemoryStore } from "../../lib/store/memory.js";
-import { prefixed } from "../../lib/store/prefixed.js";
-import { createUpstream } from "../../lib/upstream/index.js";
 import { TestBrowser } from "../fixtures/browser.js";
 import { testAccessToken, testConfig } from "../fixtures/config.js";
 import { pkcePair } from "../fixtures/oauth-harness.js";
+import {
+  PREVIEW,
+  PREVIEW_HOST,
+  PRODUCTION,
+  type PreviewDeployments,
+  startPreviewDeployments,
+} from "../fixtures/preview-deployments.js";
 
-/**
- * Preview deployments: production and a branch preview of one project, set up as docs/deploy.md
- * says: each with its own OAUTH_SECRET and signing keys, sharing only OAUTH_RELAY_SECRET (and
- * here one database, each under its own key prefix), served in-process at their public origins.
- * The provider (a real oidc-provider) knows only production's callback; production relays the
- * sign-in to the preview that started it.
- */
-const RELAY_SECRET = generateSecret();
-const PRODUCTION = "https://mcp.example.com";
-const PREVIEW_HOST = "my-mcp-git-feature-acme.vercel.app";
-const PREVIEW = `https://${PREVIEW_HOST}`;
+/** Production and a preview of one project, and the relay between them (the fixture says how). */
 const CLIENT_REDIRECT = "http://127.0.0.1:5555/callback";
 
-let idp: DevIdentityProvider;
-const deployments = new Map<string, { config: Config; deps: OAuthDeps }>();
-
-function deployment(env: Record<string, string>, prefix: string, shared: MemoryStore) {
-  const config = testConfig({
-    UPSTREAM_ISSUER: idp.issuer,
-    UPSTREAM_CLIENT_ID: idp.clientId,
-    UPSTREAM_CLIENT_SECRET: idp.clientSecret,
-    UPSTREAM_SCOPES: "openid profile email",
-    OAUTH_CALLBACK_URL: `${PRODUCTION}/callback`,
-    OAUTH_RELAY_HOSTS: "my-mcp-*-acme.vercel.app",
-    OAUTH_RELAY_SECRET: RELAY_SECRET,
-    OAUTH_SECRET: generateSecret(),
-    OAUTH_SIGNING_KEYS: JSON.stringify([generateSigningJwk()]),
-    ...env,
-  });
-  const deps: OAuthDeps = {
-    store: prefixed(shared, prefix),
-    upstream: createUpstream(config.upstream),
-    secrets: deploymentSecrets(config),
-    cimd: { allowLoopback: false },
-    staticClients: staticClientMap(config),
-    rateLimiter: createRateLimiter(config),
-  };
-  return { config, deps };
-}
-
-async function route(url: string, init?: RequestInit): Promise<Response> {
-  const target = new URL(url);
-  const d = deployments.get(target.origin);
-  if (!d) return fetch(url, init);
-  const request = new Request(url, init);
-  switch (target.pathname) {
-    case "/authorize":
-      return handleAuthorize(request, d.config, d.deps);
-    case "/callback":
-      return handleCallback(request, d.config, d.deps);
-    case "/token":
-      return handleToken(request, d.config, d.deps);
-    case "/register":
-      return handleRegister(request, d.config, d.deps);
-    case "/mcp":
-      return handleMcpRequest(request, d.config);
-    default:
-      return handleAuthorizationServerMetadata(request, d.config);
-  }
-}
+let deployments: PreviewDeployments["deployments"];
+let route: PreviewDeployments["route"];
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  idp = await startDevIdentityProvider({ redirectUris: [`${PRODUCTION}/callback`] });
-  const shared = new MemoryStore();
-  deployments.set(PRODUCTION, deployment({ PUBLIC_URL: PRODUCTION }, "mcp:prod:", shared));
-  deployments.set(
-    PREVIEW,
-    deployment(
-      { VERCEL_ENV: "preview", VERCEL_GIT_COMMIT_REF: "feature", VERCEL_URL: PREVIEW_HOST },
-      "mcp:preview:feature:",
-      shared,
-    ),
-  );
+  ({ deployments, route, close } = await startPreviewDeployments((pathname) => {
+    switch (pathname) {
+      case "/authorize":
+        return (request, d) => handleAuthorize(request, d.config, d.deps);
+      case "/callback":
+        return (request, d) => handleCallback(request, d.config, d.deps);
+      case "/token":
+        return (request, d) => handleToken(request, d.config, d.deps);
+      case "/register":
+        return (request, d) => handleRegister(request, d.config, d.deps);
+      case "/mcp":
+        return (request, d) => handleMcpRequest(request, d.config);
+      default:
+        return (request, d) => handleAuthorizationServerMetadata(request, d.config);
+    }
+  }));
 });
-afterAll(() => idp.close());
+afterAll(() => close());
 
 async function registerAt(origin: string) {
   const response = await route(`${origin}/register`, {

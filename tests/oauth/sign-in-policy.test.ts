@@ -1,11 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
+  checkSignIn,
   decideSignIn,
   describeSignInPolicy,
   emailRule,
   type SignInPolicy,
 } from "../../lib/oauth/sign-in-policy.js";
 import type { GitHubOrgMembership } from "../../lib/upstream/github.js";
+import { testConfig } from "../fixtures/config.js";
+import { loginAtGitHubStandIn, startGitHubStandIn } from "../fixtures/github-standin.js";
 
 /**
  * The sign-in policy as pure decisions (lib/oauth/sign-in-policy.ts): what the provider vouches
@@ -118,5 +121,60 @@ describe("no list", () => {
         policy({ emails: ["a@x.test", "b@x.test"], domains: ["x.test"], githubOrgs: ["acme"] }),
       ),
     ).toBe("2 addresses; @x.test; members of GitHub acme");
+  });
+});
+
+describe("the runner's banner line", () => {
+  it.each([
+    [{ emails: ["a@x.test"] }, "1 address"],
+    [{ domains: ["x.test", "y.test"] }, "@x.test, @y.test"],
+    [{ githubOrgs: ["acme", "globex"] }, "members of GitHub acme, globex"],
+    [{ emails: ["a@x.test"], githubOrgs: ["acme"] }, "1 address; members of GitHub acme"],
+  ] as const)("describes %o as %s, naming only the lists that are set", (lists, text) => {
+    expect(describeSignInPolicy(policy(lists))).toBe(text);
+  });
+});
+
+describe("checkSignIn: what it asks GitHub", () => {
+  it("sends a token to GitHub's membership API only when GitHub issued it", async () => {
+    const standIn = await startGitHubStandIn("oauth-app");
+    try {
+      const github = testConfig({
+        UPSTREAM_PROVIDER: "github",
+        UPSTREAM_ISSUER: "",
+        UPSTREAM_SCOPES: "",
+        UPSTREAM_GITHUB_URL: standIn.webUrl,
+        UPSTREAM_GITHUB_API_URL: standIn.apiUrl,
+        UPSTREAM_CLIENT_ID: standIn.clientId,
+        UPSTREAM_CLIENT_SECRET: standIn.clientSecret,
+        ALLOW_ANY_USER: "",
+        ALLOWED_GITHUB_ORGS: "acme",
+      });
+      const { access_token } = await loginAtGitHubStandIn(
+        standIn,
+        "octocat",
+        "read:user user:email read:org",
+      );
+      const identity = { subject: "583231", email: "octocat@example.test" };
+      const tokens = { accessToken: access_token };
+      const membershipCalls = () =>
+        standIn.calls.filter((c) => c.startsWith("GET /api/user/memberships/orgs/"));
+      // Control: the GitHub provider's own token reads the membership and admits the member.
+      expect(await checkSignIn(github, identity, tokens)).toEqual({
+        allowed: true,
+        by: "github_org",
+      });
+      expect(membershipCalls()).toEqual(["GET /api/user/memberships/orgs/acme"]);
+      // The same list beside another provider (lib/config.ts refuses to load that): that
+      // provider's token is never shown to GitHub, and no membership is assumed.
+      const oidc = { ...github, upstream: { ...github.upstream, provider: "oidc" as const } };
+      expect(await checkSignIn(oidc, identity, tokens)).toEqual({
+        allowed: false,
+        reasons: ["organization membership unreadable"],
+      });
+      expect(membershipCalls()).toHaveLength(1);
+    } finally {
+      await standIn.close();
+    }
   });
 });

@@ -79,21 +79,36 @@ describe("the Authorization header (RFC 6750 §2.1)", () => {
     }
   });
 
+  it("reads every b64token character as part of the token: the signature check refuses it", async () => {
+    for (const credential of ["AZaz09-._~+/", "ZAza90/+~_.-", "abc=", "abc=="]) {
+      const { status, body } = await refusal(await call(`Bearer ${credential}`));
+      expect(status, credential).toBe(401);
+      expect(body.error_description, credential).toBe(
+        "The access token is not valid here: token invalid (ERR_JWS_INVALID)",
+      );
+    }
+  });
+
   it("answers a Bearer credential that is not b64token syntax as an invalid token, and logs why", async () => {
     const warnings: string[] = [];
     vi.spyOn(console, "warn").mockImplementation((line: unknown) => {
       warnings.push(String(line));
     });
-    const { status, body, challenge } = await refusal(await call("Bearer not!a!token"));
-    expect(status).toBe(401);
-    expect(body.error).toBe("invalid_token");
-    expect(body.error_description).toMatch(/not a well-formed bearer token/);
-    const params = Object.fromEntries(challengeParams(challenge));
-    expect(params.error).toBe("invalid_token");
-    expect(params.error_description).toBe(body.error_description);
-    expect(
-      warnings.some((l) => /"mcp\.auth_failed".*"reason":"it is not a well-formed/.test(l)),
-    ).toBe(true);
+    const token = await testAccessToken(config);
+    // A second space makes the credential start with one: not b64token either.
+    for (const header of ["Bearer not!a!token", `Bearer  ${token}`, `bearer \t${token}`]) {
+      warnings.length = 0;
+      const { status, body, challenge } = await refusal(await call(header));
+      expect(status, header).toBe(401);
+      expect(body.error, header).toBe("invalid_token");
+      expect(body.error_description, header).toMatch(/not a well-formed bearer token/);
+      const params = Object.fromEntries(challengeParams(challenge));
+      expect(params.error).toBe("invalid_token");
+      expect(params.error_description).toBe(body.error_description);
+      expect(
+        warnings.some((l) => /"mcp\.auth_failed".*"reason":"it is not a well-formed/.test(l)),
+      ).toBe(true);
+    }
   });
 
   it("names the failed check of a well-formed token in the challenge and the log", async () => {
@@ -187,6 +202,7 @@ describe("the verified-token cache", () => {
         new RangeError("maxEntries must be a positive whole number"),
       );
     }
+    expect(new VerifiedTokenCache(1).maxEntries).toBe(1);
     const cache = new VerifiedTokenCache(2);
     const cached = createMcpAuthenticator({ tokenCache: cache });
     const token = await testAccessToken(config);

@@ -229,6 +229,20 @@ describe("ALLOWED_GITHUB_ORGS with the GitHub stand-in", () => {
     expect(standIn.revocations).toHaveLength(1);
   });
 
+  it("names every rule a refused person failed in the log line", async () => {
+    const { h, writes, standIn } = await githubHarness("oauth-app", {
+      ALLOWED_GITHUB_ORGS: "acme",
+      ALLOWED_USERS: "octocat@example.test",
+    });
+    const warnings = captureWarnings();
+    standIn.signInAs("hubot");
+    const result = await attempt(h);
+    expectRefused(result, writes, "hubot@example.test");
+    expect(warnings.find((w) => w.event === "callback.signin_refused")).toMatchObject({
+      reason: "email not on ALLOWED_USERS; not an active member of ALLOWED_GITHUB_ORGS",
+    });
+  });
+
   it("takes a listed address without asking GitHub about organizations", async () => {
     const { h, standIn } = await githubHarness("oauth-app", {
       ALLOWED_GITHUB_ORGS: "acme",

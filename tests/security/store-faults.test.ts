@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { randomToken, sha256 } from "../../lib/crypto/random.js";
+import { MemoryStore } from "../../lib/store/memory.js";
 import { prefixed } from "../../lib/store/prefixed.js";
 import { type Store, StoreUnavailableError, type Transition } from "../../lib/store/types.js";
 import { UpstashStore } from "../../lib/store/upstash.js";
@@ -24,7 +25,8 @@ import {
   startRedisServerOnPort,
 } from "../fixtures/redis-server.js";
 import { recordReliability } from "../fixtures/reliability.js";
-import { auditStore } from "../fixtures/store-audit.js";
+import { auditMemoryStore, auditStore, type StoreAudit } from "../fixtures/store-audit.js";
+import { unavailableStore } from "../fixtures/unavailable-store.js";
 import { startUpstashRest, type UpstashRest } from "../fixtures/upstash-rest.js";
 
 /**
@@ -36,6 +38,10 @@ import { startUpstashRest, type UpstashRest } from "../fixtures/upstash-rest.js"
  * Retry-After (the HTML ones a 503 page), /mcp and client_credentials need no store and keep
  * working, and each interrupted step completes afterwards with nothing lost, duplicated or
  * half-written (checked key by key in Redis).
+ *
+ * The same checks run again on the in-memory store (issue #20), so that they are guarded where no
+ * redis-server runs too. There an outage is an injected fault, tests/fixtures/unavailable-store.ts:
+ * the StoreUnavailableError the real store raises, swapped in front of the in-memory store.
  */
 const redis = inject("redis");
 const PREFIX = `sf${randomToken(4)}:`;
@@ -57,10 +63,10 @@ const STATIC_CLIENTS = JSON.stringify([
 type StoreMethod = keyof Store;
 
 /**
- * The deployment's store, with two handles for the tests and nothing faked: every call goes to
- * `backend` (the real UpstashStore; a test may point it at a closed port or a hung endpoint),
- * and once a call has completed `after` may run, which is how a test stops redis-server at an
- * exact point of a flow.
+ * The deployment's store, with two handles for the tests: every call goes to `backend` (the real
+ * UpstashStore, which a test may point at a closed port or a hung endpoint; or the in-memory
+ * store, which a test may replace with an injected outage), and once a call has completed `after`
+ * may run, which is how a test takes the store down at an exact point of a flow.
  */
 class FaultPoints implements Store {
   after: ((method: StoreMethod) => Promise<void>) | undefined;
@@ -87,12 +93,26 @@ class FaultPoints implements Store {
 let server: RedisServer;
 let rest: UpstashRest;
 let dataDir: string;
+/** The store under test, without the fault points in front of it. */
 let store: Store;
 let points: FaultPoints;
-let raw: Redis;
 let h: Harness;
 let client: RegisteredClient;
 const hung: Server[] = [];
+
+type StoreKind = "redis" | "memory";
+
+/** Takes the store down: from now on every call fails with StoreUnavailableError. */
+let storeDown: () => Promise<void>;
+/** Brings the store back, with the data it held, and waits until it answers. */
+let storeBack: () => Promise<void>;
+/** Every key of the store under test, read back and checked (tests/fixtures/store-audit.ts). */
+let audit: () => Promise<StoreAudit>;
+let tearDown: () => Promise<void>;
+/** What takes the store down mid-step, in the reliability records' names. */
+let storeFails: string;
+/** Appended to every reliability record's name: which store the fault was survived on. */
+let storeName: string;
 
 async function startRedis(port?: number) {
   server =
@@ -116,50 +136,72 @@ async function restartRedis() {
     .toBe("up");
 }
 
-/** Runs `during` with redis-server stopped, and always starts it again. */
-async function withRedisStopped<T>(during: () => Promise<T>): Promise<T> {
-  await server.stop();
+/** Runs `during` with the store down, and always brings it back. */
+async function withStoreDown<T>(during: () => Promise<T>): Promise<T> {
+  await storeDown();
   try {
     return await during();
   } finally {
-    await restartRedis();
+    await storeBack();
   }
 }
 
-/** After the `n`th completed call of `method` from now, stops redis-server (once). */
-function stopRedisAfter(method: StoreMethod, n = 1) {
+/** After the `n`th completed call of `method` from now, takes the store down (once). */
+function storeDownAfter(method: StoreMethod, n = 1) {
   let seen = 0;
   points.after = async (m) => {
     if (m !== method || ++seen !== n) return;
     points.after = undefined;
-    await server.stop();
+    await storeDown();
   };
 }
 
-beforeAll(async () => {
-  if (!redis.available) return;
-  dataDir = mkdtempSync(join(tmpdir(), "store-faults-"));
-  await startRedis();
-  rest = await startUpstashRest({ redisPort: server.port });
-  store = prefixed(new UpstashStore({ url: rest.url, token: rest.token, timeoutMs: 1500 }), PREFIX);
+async function setUp(kind: StoreKind) {
+  if (kind === "redis") {
+    if (!redis.available) throw new Error(redis.reason);
+    dataDir = mkdtempSync(join(tmpdir(), "store-faults-"));
+    await startRedis();
+    rest = await startUpstashRest({ redisPort: server.port });
+    store = prefixed(
+      new UpstashStore({ url: rest.url, token: rest.token, timeoutMs: 1500 }),
+      PREFIX,
+    );
+    const connection = new Redis({ port: server.port, host: "127.0.0.1", maxRetriesPerRequest: 3 });
+    connection.on("error", () => {});
+    storeDown = () => server.stop();
+    storeBack = restartRedis;
+    audit = () => auditStore(connection, PREFIX);
+    storeFails = "redis-server stops";
+    storeName = "";
+    tearDown = async () => {
+      for (const s of hung) {
+        s.closeAllConnections();
+        s.close();
+      }
+      connection.disconnect();
+      await rest?.close();
+      await server?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+  } else {
+    const memory = new MemoryStore();
+    store = memory;
+    // An injected fault (tests/fixtures/unavailable-store.ts), for machines without redis-server.
+    storeDown = async () => {
+      points.backend = unavailableStore("network");
+    };
+    storeBack = async () => {
+      points.backend = store;
+    };
+    audit = async () => auditMemoryStore(memory);
+    storeFails = "the store fails";
+    storeName = " (in-memory store)";
+    tearDown = async () => {};
+  }
   points = new FaultPoints(store);
-  raw = new Redis({ port: server.port, host: "127.0.0.1", maxRetriesPerRequest: 3 });
-  raw.on("error", () => {});
   h = await startOAuthHarness({ store: points, env: { OAUTH_STATIC_CLIENTS: STATIC_CLIENTS } });
   client = await h.register();
-});
-
-afterAll(async () => {
-  for (const s of hung) {
-    s.closeAllConnections();
-    s.close();
-  }
-  raw?.disconnect();
-  await h?.close();
-  await rest?.close();
-  await server?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
+}
 
 const form = { "content-type": "application/x-www-form-urlencoded" };
 
@@ -264,21 +306,31 @@ const tokenUnavailable = (name: string, result: Awaited<ReturnType<Harness["toke
 
 function record(outage: string, checks: Check[]) {
   for (const check of checks) {
-    recordReliability({ kind: "fault", name: `${outage}: ${check.name}`, survived: check.ok });
+    recordReliability({
+      kind: "fault",
+      name: `${outage}: ${check.name}${storeName}`,
+      survived: check.ok,
+    });
   }
   expect(checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`)).toEqual([]);
 }
 
-const OUTAGES = [
+interface Outage {
+  name: string;
+  reason: StoreUnavailableError["reason"];
+  during: <T>(run: () => Promise<T>) => Promise<T>;
+}
+
+const REDIS_OUTAGES: Outage[] = [
   {
     name: "redis-server stopped",
     reason: "rejected",
-    during: <T>(run: () => Promise<T>) => withRedisStopped(run),
+    during: (run) => withStoreDown(run),
   },
   {
     name: "store URL on a closed port",
     reason: "network",
-    during: async <T>(run: () => Promise<T>) => {
+    during: async (run) => {
       const port = await freePort();
       points.backend = prefixed(
         new UpstashStore({ url: `http://127.0.0.1:${port}`, token: "t", timeoutMs: 1500 }),
@@ -294,7 +346,7 @@ const OUTAGES = [
   {
     name: "store endpoint that never answers",
     reason: "timeout",
-    during: async <T>(run: () => Promise<T>) => {
+    during: async (run) => {
       const silent = createServer(() => {
         /* reads the request, never answers: a hung Redis */
       });
@@ -315,10 +367,35 @@ const OUTAGES = [
   },
 ];
 
-describe.skipIf(!redis.available)(
-  "OAuth endpoints during a store outage (real redis-server)",
-  () => {
-    for (const outage of OUTAGES) {
+/** Without a redis-server to stop, the one outage there is: the injected fault. */
+const MEMORY_OUTAGES: Outage[] = [
+  {
+    name: "store unavailable (injected in front of the in-memory store)",
+    reason: "network",
+    during: (run) => withStoreDown(run),
+  },
+];
+
+const STORES = [
+  { kind: "redis", name: "real redis-server", available: redis.available, outages: REDIS_OUTAGES },
+  { kind: "memory", name: "in-memory store", available: true, outages: MEMORY_OUTAGES },
+] as const;
+
+for (const { kind, name, available, outages } of STORES) {
+  describe.skipIf(!available)(`store faults (${name})`, () => {
+    beforeAll(() => setUp(kind));
+    afterAll(async () => {
+      await h?.close();
+      await tearDown?.();
+    });
+    defineOutages(outages);
+    defineFaultPoints();
+  });
+}
+
+function defineOutages(outages: readonly Outage[]) {
+  describe("OAuth endpoints during a store outage", () => {
+    for (const outage of outages) {
       it(`${outage.name}: 503 temporarily_unavailable wherever the store is needed, /mcp keeps working, and every interrupted step completes afterwards`, async () => {
         // Everything a user and a client can be in the middle of, prepared while the store is up.
         const tokens = await h.tokens(client);
@@ -333,7 +410,7 @@ describe.skipIf(!redis.available)(
           client_id: "preregistered-app",
           redirect_uris: [CLIENT_REDIRECT],
         });
-        const before = await auditStore(raw, PREFIX);
+        const before = await audit();
 
         const checks = await outage.during(async () => {
           // The outage is the one named: the store itself fails for that reason.
@@ -408,7 +485,7 @@ describe.skipIf(!redis.available)(
             detail: `${back.status} error=${location.searchParams.get("error")}`,
           });
 
-          // No Redis round trip at all: local JWT verification, and a configured client.
+          // No store round trip at all: local JWT verification, and a configured client.
           const me = await h.callTool(tokens.access_token, "whoami");
           checks.push({
             name: "POST /mcp tools/call with a valid token",
@@ -433,7 +510,7 @@ describe.skipIf(!redis.available)(
         });
 
         // Nothing was written during the outage.
-        const during = await auditStore(raw, PREFIX);
+        const during = await audit();
         checks.push({
           name: "nothing written during the outage",
           ok: JSON.stringify(during.keys.sort()) === JSON.stringify(before.keys.sort()),
@@ -478,7 +555,7 @@ describe.skipIf(!redis.available)(
           detail: `${revoked.status}, then refresh ${afterRevoke.status}`,
         });
 
-        const after = await auditStore(raw, PREFIX);
+        const after = await audit();
         checks.push({
           name: "no half-written state, every key with a TTL",
           ok: after.problems.length === 0,
@@ -487,17 +564,16 @@ describe.skipIf(!redis.available)(
         record(outage.name, checks);
       });
     }
-  },
-);
+  });
+}
 
-describe.skipIf(!redis.available)(
-  "Redis stopping in the middle of a step (real redis-server)",
-  () => {
+function defineFaultPoints() {
+  describe("the store going down in the middle of a step", () => {
     it("between consuming the pending login and writing grant and code: the client is told temporarily_unavailable, nothing is half-written, and a new login works", async () => {
       const browser = h.browser();
       const { url, state } = h.authorizeUrl(client);
       const callbackUrl = await untilCallback(browser, url);
-      const before = await auditStore(raw, PREFIX);
+      const before = await audit();
       // The provider's tokens, obtained but impossible to keep, must be given back.
       const upstream = h.deps.upstream;
       const givenBack: string[] = [];
@@ -509,14 +585,14 @@ describe.skipIf(!redis.available)(
         },
       };
 
-      stopRedisAfter("consume");
+      storeDownAfter("consume");
       let response: Response;
       try {
         response = await browser.request(callbackUrl);
       } finally {
         points.after = undefined;
         h.deps.upstream = upstream;
-        await restartRedis();
+        await storeBack();
       }
       expect(givenBack).toEqual(["refresh_token"]);
       const back = new URL(response.headers.get("location") ?? "http://none/");
@@ -528,7 +604,7 @@ describe.skipIf(!redis.available)(
       expect(back.searchParams.get("code")).toBeNull();
 
       // The pending login is spent (single use, consumed before the outage); no grant, no code.
-      const after = await auditStore(raw, PREFIX);
+      const after = await audit();
       expect(after.problems).toEqual([]);
       expect(after.families.grant ?? 0).toBe(before.families.grant ?? 0);
       expect(after.families.code ?? 0).toBe(before.families.code ?? 0);
@@ -543,26 +619,26 @@ describe.skipIf(!redis.available)(
       expect((await h.mcp(fresh.access_token)).status).toBe(200);
       recordReliability({
         kind: "fault",
-        name: "redis-server stops between /callback consuming the login and writing the grant",
+        name: `${storeFails} between /callback consuming the login and writing the grant${storeName}`,
         survived: true,
       });
     });
 
-    it("right after the code is redeemed: the client still gets its tokens, and they work after Redis returns", async () => {
+    it("right after the code is redeemed: the client still gets its tokens, and they work after the store returns", async () => {
       const { code, verifier } = await h.login(client);
-      // The redemption is one transition (code spent, refresh token attached); Redis goes away
-      // just after it, before the client's registration is renewed.
-      stopRedisAfter("transition");
+      // The redemption is one transition (code spent, refresh token attached); the store goes
+      // away just after it, before the client's registration is renewed.
+      storeDownAfter("transition");
       let result: Awaited<ReturnType<typeof exchange>>;
       try {
         result = await exchange(code, verifier);
       } finally {
         points.after = undefined;
-        await restartRedis();
+        await storeBack();
       }
       recordReliability({
         kind: "fault",
-        name: "redis-server stops right after /token redeemed the code",
+        name: `${storeFails} right after /token redeemed the code${storeName}`,
         survived: result.status === 200,
       });
       // A 503 here would be a lost login: the retry with the same code is a replay, which revokes
@@ -571,32 +647,32 @@ describe.skipIf(!redis.available)(
       expect((await h.mcp(result.body.access_token)).status).toBe(200);
       const next = await refresh(result.body.refresh_token);
       expect(next.status).toBe(200);
-      const audit = await auditStore(raw, PREFIX);
-      expect(audit.problems).toEqual([]);
-      expect(audit.keys).not.toContain(`code:${sha256(code)}`);
-      expect(audit.keys).toContain(`code-used:${sha256(code)}`);
+      const afterwards = await audit();
+      expect(afterwards.problems).toEqual([]);
+      expect(afterwards.keys).not.toContain(`code:${sha256(code)}`);
+      expect(afterwards.keys).toContain(`code-used:${sha256(code)}`);
     });
 
-    it("between reading the grant and committing the rotation: 503, and the same refresh token rotates once Redis is back", async () => {
+    it("between reading the grant and committing the rotation: 503, and the same refresh token rotates once the store is back", async () => {
       const tokens = await h.tokens(client);
       // /token refresh: get the client, getMany (the refresh entry and the block list), get the
       // grant; then the commit.
-      stopRedisAfter("get", 2);
+      storeDownAfter("get", 2);
       let result: Awaited<ReturnType<typeof refresh>>;
       try {
         result = await refresh(tokens.refresh_token);
       } finally {
         points.after = undefined;
-        await restartRedis();
+        await storeBack();
       }
       expect(result.status).toBe(503);
       expect(result.body.error).toBe("temporarily_unavailable");
       expect(result.headers.get("retry-after")).toMatch(/^\d+$/);
 
       const grantId = String(decodeJwt(tokens.access_token).gid);
-      const audit = await auditStore(raw, PREFIX);
-      expect(audit.problems).toEqual([]);
-      const grant = audit.grants.find((g) => g.id === grantId);
+      const afterwards = await audit();
+      expect(afterwards.problems).toEqual([]);
+      const grant = afterwards.grants.find((g) => g.id === grantId);
       // Not rotated: the token the client holds is still the current one.
       expect(grant?.refresh?.current).toBe(sha256(tokens.refresh_token));
       expect(grant?.refresh?.recent ?? []).toEqual([]);
@@ -606,9 +682,9 @@ describe.skipIf(!redis.available)(
       expect((await refresh(retried.body.refresh_token)).status).toBe(200);
       recordReliability({
         kind: "fault",
-        name: "redis-server stops between reading the grant and committing a refresh-token rotation",
+        name: `${storeFails} between reading the grant and committing a refresh-token rotation${storeName}`,
         survived: retried.status === 200,
       });
     });
-  },
-);
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mcpBrowserPointer, prefersHtml } from "../../lib/front-page/mcp-pointer.js";
+import { mcpBrowserPointer, prefersHtml } from "../../lib/mcp/browser-pointer.js";
 import { urlsForOrigin } from "../../lib/oauth/origin.js";
 
 /**
