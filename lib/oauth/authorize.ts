@@ -197,8 +197,8 @@ async function authorizeGet(
   try {
     params = singleValued(new URL(request.url).searchParams);
   } catch (error) {
-    const description = error instanceof BadRequestError ? error.description : "Malformed request";
-    return errorPage(400, "Invalid authorization request", description);
+    // singleValued throws BadRequestError only (a parameter sent twice).
+    return errorPage(400, "Invalid authorization request", (error as BadRequestError).description);
   }
   const validation = await validateAuthorizationRequest(params, urls, deps, request);
   if (validation.kind === "page") {
