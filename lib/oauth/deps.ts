@@ -1,6 +1,6 @@
 import type { Config } from "../config.js";
 import type { Secrets } from "../crypto/secrets.js";
-import { getRateLimiter, type RateLimiter } from "../http/rate-limit.js";
+import { createRateLimiter, getRateLimiter, type RateLimiter } from "../http/rate-limit.js";
 import { getStore } from "../store/index.js";
 import type { Store } from "../store/types.js";
 import { createUpstream } from "../upstream/index.js";
@@ -26,20 +26,29 @@ export function staticClientMap(config: Config): ReadonlyMap<string, ClientRecor
   return new Map(config.oauth.staticClients.map((c) => [c.client_id, c]));
 }
 
+/**
+ * One deployment's dependencies for `config` on `store`, built fresh: the instance's below, and
+ * the test harness's and fixtures' (each deployment of a test its own).
+ */
+export function createOAuthDeps(
+  config: Config,
+  store: Store,
+  rateLimiter: RateLimiter = createRateLimiter(config),
+): OAuthDeps {
+  const secrets = deploymentSecrets(config);
+  return {
+    store,
+    upstream: createUpstream(config.upstream, { store, secrets }),
+    secrets,
+    cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
+    staticClients: staticClientMap(config),
+    rateLimiter,
+  };
+}
+
 let instance: OAuthDeps | undefined;
 
 export function oauthDeps(config: Config): OAuthDeps {
-  if (!instance) {
-    const store = getStore();
-    const secrets = deploymentSecrets(config);
-    instance = {
-      store,
-      upstream: createUpstream(config.upstream, { store, secrets }),
-      secrets,
-      cimd: { allowLoopback: config.oauth.cimdAllowLoopback },
-      staticClients: staticClientMap(config),
-      rateLimiter: getRateLimiter(config),
-    };
-  }
+  instance ??= createOAuthDeps(config, getStore(), getRateLimiter(config));
   return instance;
 }

@@ -1,14 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Config } from "../../lib/config.js";
 import { generateSecret } from "../../lib/crypto/keys.js";
-import { createRateLimiter } from "../../lib/http/rate-limit.js";
 import { handleCallback } from "../../lib/oauth/callback.js";
-import { deploymentSecrets } from "../../lib/oauth/deployment-secrets.js";
-import { type OAuthDeps, staticClientMap } from "../../lib/oauth/deps.js";
+import { createOAuthDeps, type OAuthDeps } from "../../lib/oauth/deps.js";
 import { createUpstreamState } from "../../lib/oauth/relay.js";
 import { MemoryStore } from "../../lib/store/memory.js";
 import type { Store } from "../../lib/store/types.js";
-import { createUpstream } from "../../lib/upstream/index.js";
 import { testConfig } from "../fixtures/config.js";
 import { unavailableStore } from "../fixtures/unavailable-store.js";
 
@@ -31,14 +28,7 @@ function deployment(env: Record<string, string>, store: Store = new MemoryStore(
     OAUTH_RELAY_SECRET: RELAY_SECRET,
     ...env,
   });
-  const deps: OAuthDeps = {
-    store,
-    upstream: createUpstream(config.upstream),
-    secrets: deploymentSecrets(config),
-    cimd: { allowLoopback: false },
-    staticClients: staticClientMap(config),
-    rateLimiter: createRateLimiter(config),
-  };
+  const deps = createOAuthDeps(config, store);
   return { config, deps };
 }
 
